@@ -1,0 +1,5 @@
+"""Running and querying a real Prometheus."""
+
+from reliability.prometheus.server import LocalPrometheus, ScrapeTarget
+
+__all__ = ["LocalPrometheus", "ScrapeTarget"]
