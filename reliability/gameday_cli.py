@@ -1,9 +1,80 @@
-"""`reliability gameday run`, `reliability gate`, `reliability report` (being built)."""
+"""`reliability gameday run`, `reliability gate`, `reliability report`: thin Typer commands over
+`reliability.gameday`."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+gameday_app = typer.Typer(no_args_is_help=True)
+
+
+def _summary(outcome: object) -> None:
+    from reliability.gameday import GameDayOutcome
+
+    assert isinstance(outcome, GameDayOutcome)
+    result = outcome.result or {}
+    for obj in result.get("objectives", []):
+        measured = obj.get("measured")
+        shown = "n/a" if measured is None else f"{measured:.2f}"
+        unit = obj.get("unit", "")
+        typer.echo(f"  {obj.get('name')}: {shown} {unit} (target {obj.get('target')}) {obj.get('verdict')}")
+    if outcome.faults_undone_by_harness:
+        typer.echo("  faults undone by the harness: " + "; ".join(outcome.faults_undone_by_harness))
+    if outcome.error:
+        typer.echo(f"error: {outcome.error}", err=True)
+    verdict = {0: "PASSED", 1: "FAILED"}.get(outcome.exit_code, "NOT JUDGED")
+    typer.echo(f"{verdict}: run directory {outcome.run_dir}")
+    if outcome.postmortem is not None:
+        typer.echo(f"post-mortem: {outcome.postmortem}")
+
+
+@gameday_app.command("run")
+def run_command(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file (scenarios/*.yaml).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run directory (default runs/<name>-<UTC>).")
+    ] = None,
+    live: Annotated[bool, typer.Option("--live/--no-live", help="Live progress view (TTY only).")] = True,
+) -> None:
+    """Run one game day: load, fault, recovery, verdicts and a post-mortem."""
+    from reliability.gameday import run_gameday
+
+    outcome = run_gameday(scenario, out=out, live=live and sys.stdout.isatty())
+    _summary(outcome)
+    raise typer.Exit(outcome.exit_code)
+
+
+def gate_command(
+    scenarios: Annotated[list[Path], typer.Argument(help="Scenario files.")],
+    junit: Annotated[Path | None, typer.Option("--junit", help="Write one JUnit XML for all runs.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Parent directory of the run directories.")
+    ] = None,
+) -> None:
+    """Run scenarios without the live view; exit 0 all objectives hold, 1 one violated, 2 error."""
+    from reliability.gameday import gate
+
+    code, outcomes = gate(scenarios, junit=junit, out_root=out)
+    for o in outcomes:
+        _summary(o)
+    raise typer.Exit(code)
+
+
+def report_command(run_dir: Annotated[Path, typer.Argument(help="A game-day run directory.")]) -> None:
+    """Rebuild postmortem.md, report.html, result.json and junit.xml from a run directory."""
+    from reliability.gameday import rebuild_reports
+
+    result = rebuild_reports(run_dir)
+    typer.echo(f"{'PASSED' if result.get('passed') else 'FAILED'}: reports rebuilt in {run_dir}")
+    typer.echo(f"post-mortem: {Path(run_dir) / 'postmortem.md'}")
 
 
 def register(app: typer.Typer) -> None:
     """Mount the game-day commands on the root app."""
+    app.add_typer(gameday_app, name="gameday", help="Chaos game days against a target.")
+    app.command("gate")(gate_command)
+    app.command("report")(report_command)

@@ -1,0 +1,61 @@
+"""`reliability recover`: undo every fault a crashed run left recorded as active in a ledger."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from reliability.chaos.ledger import LEDGER_NAME, FaultLedger
+from reliability.chaos.state import default_lab_dir
+from reliability.errors import InputError
+
+
+@dataclass(frozen=True)
+class Recovered:
+    ledger: Path
+    entry_id: str
+    fault: str
+    undo: str
+    ok: bool
+    error: str = ""
+
+
+def find_ledgers(path: Path | None) -> list[Path]:
+    """A ledger file, or every ledger in a lab dir / run dir (up to two levels down)."""
+    base = Path(path) if path is not None else default_lab_dir()
+    if base.is_file():
+        return [base]
+    if not base.is_dir():
+        raise InputError(str(base), "no such ledger file or directory")
+    found = [
+        p for pattern in (LEDGER_NAME, f"*/{LEDGER_NAME}", f"*/*/{LEDGER_NAME}") for p in base.glob(pattern)
+    ]
+    return sorted(set(found))
+
+
+def recover(path: Path | None = None) -> list[Recovered]:
+    """Undo active faults newest first (the reverse of injection), recording each success.
+
+    Idempotent: a second call finds nothing active. A failed undo stays active so that a
+    later `recover` retries it.
+    """
+    faults = importlib.import_module("reliability.lab.faults")
+    out: list[Recovered] = []
+    for ledger_path in find_ledgers(path):
+        ledger = FaultLedger(ledger_path)
+        for entry in reversed(ledger.active()):
+            label = f"{entry.undo.func}({entry.undo.args})"
+            if not Path(entry.state_file).exists():
+                # The lab is gone with its faults; nothing left to undo.
+                ledger.record_cleared(entry.id, by="recover: lab state file gone")
+                out.append(Recovered(ledger_path, entry.id, entry.fault, label, True, "lab gone"))
+                continue
+            try:
+                getattr(faults, entry.undo.func)(Path(entry.state_file), **entry.undo.args)
+            except Exception as exc:
+                out.append(Recovered(ledger_path, entry.id, entry.fault, label, False, str(exc)))
+                continue
+            ledger.record_cleared(entry.id, by=f"recover: {label}")
+            out.append(Recovered(ledger_path, entry.id, entry.fault, label, True))
+    return out

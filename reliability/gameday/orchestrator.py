@@ -1,0 +1,225 @@
+"""One game day, start to finish: target up -> load -> baseline -> chaos experiment (inject, hold,
+roll back) -> recovery observation -> series pulled -> reports -> exit code.
+
+Safety first: whatever happens (exception, Ctrl-C, SIGTERM), the `finally` path interrupts the
+chaos child (it plays its rollbacks: strategy `always`), then undoes every fault still active in
+the ledger, then stops load and the lab. A SIGKILL skips all of that; `reliability recover`
+finishes the job from the ledger.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from reliability.chaos.jsonl import append_record, stamp
+from reliability.chaos.ledger import ledger_for_state
+from reliability.chaos.probes import error_ratio_query
+from reliability.chaos.runner import ExperimentProcess, ExperimentRunSpec, validate_experiment
+from reliability.errors import HarnessError
+from reliability.gameday import integrations
+from reliability.gameday.interrupts import RunInterrupted, interrupts
+from reliability.gameday.live import LiveStats, LiveView, recovered_at
+from reliability.gameday.rundir import RunDir
+from reliability.gameday.series import pull_series
+from reliability.gameday.target import LabTarget, TargetInfo
+from reliability.scenario import Scenario, load_scenario, resolve
+
+TICK = 0.5  # seconds between checks of the run's state; bounds every wait loop together with a deadline
+CHAOS_MARGIN = 120.0  # experiment overhead (steady-state probes, rollbacks) beyond the fault hold
+ROLLBACK_GRACE = 60.0  # how long an interrupted experiment may take to roll back before SIGKILL
+
+
+@dataclass
+class GameDayOutcome:
+    run_dir: Path
+    exit_code: int
+    result: dict[str, Any] | None = None
+    postmortem: Path | None = None
+    error: str | None = None
+    interrupted_by: str | None = None
+    faults_undone_by_harness: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Run:
+    scenario: Scenario
+    scenario_path: Path
+    rd: RunDir
+    view: LiveView
+    t0: float = field(default_factory=time.monotonic)
+    phase: str = "setup"
+    stats: LiveStats | None = None
+
+    def mark(self, phase: str, **fields: Any) -> None:
+        self.phase = phase
+        append_record(self.rd.timeline, {**stamp(), "event": "gameday_phase", "name": phase, **fields})
+
+    def tick(self, note: str = "") -> None:
+        if self.stats is not None and self.view.enabled:
+            self.view.update(self.stats.snapshot(self.phase, time.monotonic() - self.t0), note)
+        time.sleep(TICK)
+
+    def wait(self, seconds: float, until: Callable[[], bool] | None = None, note: str = "") -> bool:
+        """Sleep up to `seconds` in ticks; True if `until` became true first."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if until is not None and until():
+                return True
+            self.tick(note)
+        return bool(until and until())
+
+
+def prepare(scenario_path: Path) -> Scenario:
+    """Everything that can be checked before anything starts (InputError -> exit 2)."""
+    scenario = load_scenario(scenario_path)
+    validate_experiment(resolve(scenario_path, scenario.experiment.file), scenario.experiment.configuration)
+    return scenario
+
+
+def run_gameday(
+    scenario_path: Path, out: Path | None = None, live: bool = False, console: Console | None = None
+) -> GameDayOutcome:
+    scenario_path = Path(scenario_path)
+    scenario = prepare(scenario_path)
+    rd = RunDir.create(scenario.name, out, scenario_path)
+    run = _Run(scenario, scenario_path, rd, LiveView(scenario.name, live, console))
+    outcome = GameDayOutcome(run_dir=rd.root, exit_code=2)
+    with interrupts() as intr, run.view:
+        try:
+            _execute(run, outcome)
+        except RunInterrupted as exc:
+            outcome.interrupted_by = str(exc)
+            outcome.error = f"interrupted by {exc}"
+        except HarnessError as exc:
+            outcome.error = str(exc)
+        finally:
+            run.mark("end", interrupted_by=outcome.interrupted_by, error=outcome.error)
+        if intr.received:
+            outcome.interrupted_by = outcome.interrupted_by or "signal"
+    _finish(run, outcome)
+    if outcome.interrupted_by:
+        outcome.exit_code = intr.exit_code or 130
+    return outcome
+
+
+def _execute(run: _Run, outcome: GameDayOutcome) -> None:
+    sc, rd = run.scenario, run.rd
+    run.mark("setup")
+    with LabTarget(sc, run.scenario_path, rd.lab_dir) as target:
+        info = target.info
+        assert info is not None
+        run.stats = LiveStats(rd.load_stats, info.prometheus_url, _burn_query(sc))
+        total = sc.phases.baseline + sc.phases.fault_hold + sc.phases.recovery_max + CHAOS_MARGIN
+        chaos: ExperimentProcess | None = None
+        try:
+            with integrations.start_load(sc, run.scenario_path, info, rd, total):
+                run.mark("baseline")
+                run.wait(sc.phases.baseline)
+                run.mark("chaos")
+                chaos = _start_chaos(run, info)
+                if not run.wait(sc.phases.fault_hold + CHAOS_MARGIN, until=lambda: chaos.poll() is not None):
+                    raise HarnessError(f"chaos experiment still running after {CHAOS_MARGIN}s past its hold")
+                journal = chaos.journal()
+                run.mark("recovery", chaos_exit=chaos.poll(), journal_status=(journal or {}).get("status"))
+                objective, hold = sc.slo_objective, sc.phases.recovered_hold
+                run.wait(
+                    sc.phases.recovery_max,
+                    until=lambda: recovered_at(_samples(run), objective, hold) is not None,
+                )
+                run.mark("observed")
+        finally:
+            _make_safe(run, chaos, info, outcome)
+            _collect(run, info)
+
+
+def _burn_query(sc: Scenario) -> str:
+    return f"({error_ratio_query('10s')}) / {1.0 - sc.slo_objective:g}"
+
+
+def _samples(run: _Run) -> list[tuple[float, float | None]]:
+    if run.stats is None:
+        return []
+    if run.scenario.sli == "quality":
+        return run.stats.quality_samples()
+    return run.stats.success_samples()
+
+
+def _start_chaos(run: _Run, info: TargetInfo) -> ExperimentProcess:
+    sc, rd = run.scenario, run.rd
+    config = {
+        "lab_state": str(info.state_file),
+        "prometheus_url": info.prometheus_url,
+        "fault_hold": sc.phases.fault_hold,
+        **sc.experiment.configuration,
+    }
+    spec = ExperimentRunSpec(
+        experiment=str(resolve(run.scenario_path, sc.experiment.file)),
+        journal=str(rd.journal),
+        timeline=str(rd.timeline),
+        log=str(rd / "chaostoolkit.log"),
+        configuration=config,
+        guardrails=[g.model_dump() for g in sc.guardrails],
+        prometheus_url=info.prometheus_url,
+        env={
+            "RELIABILITY_LAB_STATE": str(info.state_file),
+            "RELIABILITY_PROMETHEUS_URL": info.prometheus_url,
+        },
+    )
+    return ExperimentProcess(spec, rd / "experiment-run.json").start()
+
+
+def _make_safe(run: _Run, chaos: ExperimentProcess | None, info: TargetInfo, outcome: GameDayOutcome) -> None:
+    """Bring the target back to no faults, whatever state the run is in."""
+    if chaos is not None and chaos.poll() is None:
+        run.mark("rollback", reason="run ended while the experiment was still running")
+        chaos.interrupt(grace=ROLLBACK_GRACE)
+    from reliability.chaos.recover import recover
+
+    for r in recover(ledger_for_state(info.state_file)):
+        outcome.faults_undone_by_harness.append(f"{r.fault}: {r.undo} ({'ok' if r.ok else r.error})")
+        append_record(run.rd.timeline, {**stamp(), "event": "harness_recover", "fault": r.fault, "ok": r.ok})
+
+
+def _collect(run: _Run, info: TargetInfo) -> None:
+    """Copy the ground truth and pull Prometheus' view before the lab goes away (best effort)."""
+    if info.events_path.exists():
+        shutil.copyfile(info.events_path, run.rd.events)
+    ledger = ledger_for_state(info.state_file)
+    if ledger.exists():
+        shutil.copyfile(ledger, run.rd / "fault-ledger.jsonl")
+    try:
+        first = min((r["ts"] for r in _timeline(run.rd)), default=time.time() - 3600)
+        pull_series(info.prometheus_url, run.rd.series, first - 5, time.time())
+    except Exception as exc:  # the run's own data must survive a Prometheus hiccup
+        append_record(run.rd.timeline, {**stamp(), "event": "series_pull_failed", "error": str(exc)})
+
+
+def _timeline(rd: RunDir) -> list[dict[str, Any]]:
+    from reliability.chaos.jsonl import read_records
+
+    return read_records(rd.timeline)
+
+
+def _finish(run: _Run, outcome: GameDayOutcome) -> None:
+    """Reports from whatever the run left; the exit code from the verdicts."""
+    try:
+        result = integrations.build_reports(run.rd.root)
+    except Exception as exc:  # a failed report is a harness failure, exit 2
+        outcome.error = outcome.error or f"building reports failed: {exc}"
+        integrations.write_error_result(run.rd.root, run.scenario.name, outcome.error)
+        outcome.exit_code = 2
+        return
+    outcome.result = result
+    outcome.postmortem = run.rd.postmortem if run.rd.postmortem.exists() else None
+    if outcome.error:
+        integrations.mark_error(run.rd.root, outcome.error)
+        outcome.exit_code = 2
+    else:
+        outcome.exit_code = 0 if result.get("passed") else 1

@@ -1,0 +1,167 @@
+"""The game-day scenario file format (`scenarios/*.yaml`): one pydantic model, its JSON Schema.
+
+Durations accept seconds as a number or a string with a unit ("90s", "2m", "1h"), because
+scenario authors think in minutes while the harness works in seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from reliability.errors import InputError
+from reliability.files import load_yaml, parse_model
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+
+def parse_duration(value: Any) -> Any:
+    """'90s' / '2m' / 1.5 -> seconds as float; anything else is left for pydantic to reject."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m is None:
+            raise ValueError(f"invalid duration {value!r} (use seconds or e.g. '30s', '2m', '1h')")
+        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    return value
+
+
+Seconds = Annotated[
+    float,
+    Field(ge=0),
+    BeforeValidator(parse_duration, json_schema_input_type=float | str),
+]
+PositiveSeconds = Annotated[
+    float,
+    Field(gt=0),
+    BeforeValidator(parse_duration, json_schema_input_type=float | str),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabTarget(_Strict):
+    """The embedded lab: started for the run, or an already running one given by its state file."""
+
+    kind: Literal["lab"] = "lab"
+    config: str | None = Field(None, description="Lab config file (None: the default topology).")
+    state_file: str | None = Field(
+        None, description="Use an already running lab (e.g. .lab/state.json) instead of starting one."
+    )
+    isolation: Literal["auto", "netns", "proxy"] = "auto"
+
+
+class LoadSpec(_Strict):
+    user: Literal["inference", "locustfile"] = Field(
+        "inference", description="The built-in inference user or the user's own locustfile."
+    )
+    locustfile: str | None = None
+    users: int = Field(10, ge=1, le=10000)
+    spawn_rate: float = Field(10.0, gt=0)
+    shape: Literal["steady", "ramp", "spike"] = "steady"
+    workers: int = Field(0, ge=0, le=64, description="Locust worker processes (0: local runner).")
+
+    @model_validator(mode="after")
+    def _locustfile_given(self) -> LoadSpec:
+        if self.user == "locustfile" and not self.locustfile:
+            raise ValueError("user 'locustfile' needs 'locustfile' set")
+        return self
+
+
+class ExperimentSpec(_Strict):
+    file: str = Field(description="Chaos Toolkit experiment file (experiments/*.yaml).")
+    configuration: dict[str, Any] = Field(
+        default_factory=dict, description="Overrides of the experiment's configuration keys."
+    )
+
+
+class Phases(_Strict):
+    baseline: PositiveSeconds = Field(description="Load without faults before injection.")
+    fault_hold: PositiveSeconds = Field(description="How long the fault stays injected.")
+    recovery_max: PositiveSeconds = Field(description="Longest wait for recovery after rollback.")
+    recovered_hold: Seconds = Field(
+        5.0, description="How long the SLI must stay within objective to count as recovered."
+    )
+
+
+class Objectives(_Strict):
+    rto_max: Seconds | None = None
+    rpo_max: Seconds | None = None
+    ttd_max: Seconds | None = None
+    expected_alerts: list[str] = Field(default_factory=list)
+    max_budget_spent: float | None = Field(
+        None, ge=0, le=1, description="Share of the SLO period's error budget the game day may spend."
+    )
+    runbooks: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ttd_needs_alerts(self) -> Objectives:
+        if self.ttd_max is not None and not self.expected_alerts:
+            raise ValueError("ttd_max needs expected_alerts (which alert counts as detection)")
+        return self
+
+
+class Guardrail(_Strict):
+    """A stop condition: `query` above `above` for `for_seconds` aborts the run and rolls back."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    query: str = Field(min_length=1, description="PromQL returning one number (first sample is used).")
+    above: float
+    for_seconds: Seconds = Field(0.0, alias="for")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Scenario(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = ""
+    target: LabTarget = Field(default_factory=LabTarget)
+    slos: list[str] = Field(min_length=1, description="SLO files whose rules Prometheus evaluates.")
+    load: LoadSpec = Field(default_factory=LoadSpec)
+    experiment: ExperimentSpec
+    phases: Phases
+    objectives: Objectives = Field(default_factory=Objectives)
+    guardrails: list[Guardrail] = Field(default_factory=list)
+    sli: Literal["availability", "quality"] = Field(
+        "availability",
+        description="What RTO watches: request success (load generator) or canary correctness.",
+    )
+    slo_objective: float = Field(
+        0.99, gt=0, lt=1, description="Success ratio per second that counts as 'within objective'."
+    )
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    return Scenario.model_json_schema(by_alias=True)
+
+
+def resolve(path: Path, rel: str) -> Path:
+    """A path written in a scenario is relative to the scenario file's directory (as in
+    docker-compose), so a scenario means the same thing from any working directory."""
+    p = Path(rel)
+    return p if p.is_absolute() else (Path(path).parent / p).resolve()
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Parse and check a scenario: every referenced file must exist (InputError otherwise)."""
+    path = Path(path)
+    scenario = parse_model(Scenario, load_yaml(path), path)
+    refs: list[tuple[str, str]] = [(f"slos[{i}]", s) for i, s in enumerate(scenario.slos)]
+    refs.append(("experiment.file", scenario.experiment.file))
+    if scenario.load.locustfile:
+        refs.append(("load.locustfile", scenario.load.locustfile))
+    if scenario.target.config:
+        refs.append(("target.config", scenario.target.config))
+    for field, rel in refs:
+        if not resolve(path, rel).is_file():
+            raise InputError(f"{path}: {field}", f"file not found: {rel}")
+    return scenario

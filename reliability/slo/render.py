@@ -1,0 +1,34 @@
+"""Small pure helpers shared by the rule generators."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from reliability.slo.durations import fmt, format_duration
+from reliability.slo.model import SLO, WINDOW_PLACEHOLDER
+
+
+def number(value: Decimal) -> str:
+    """Exact, short rendering; derived factors like 0.1x28d/3d are rounded to 12 places."""
+    return fmt(value.quantize(Decimal("1e-12"), rounding=ROUND_HALF_EVEN))
+
+
+def with_window(query: str, window_s: int) -> str:
+    return query.strip().replace(WINDOW_PLACEHOLDER, format_duration(window_s))
+
+
+def selector(slo: SLO) -> str:
+    return f'sloth_id="{slo.id}", sloth_service="{slo.service}", sloth_slo="{slo.name}"'
+
+
+def sloth_labels(slo: SLO) -> dict[str, str]:
+    return {
+        **slo.labels,
+        "sloth_id": slo.id,
+        "sloth_service": slo.service,
+        "sloth_slo": slo.name,
+    }
+
+
+def runbook_url(runbook_id: str, base_url: str) -> str:
+    return f"{base_url.rstrip('/')}/{runbook_id}.md"

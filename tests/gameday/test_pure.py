@@ -1,0 +1,70 @@
+"""Pure pieces of the orchestration: live recovery check, verdicts, JUnit, gate exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from reliability.gameday.gate import combine_junit, gate_exit_code
+from reliability.gameday.live import recovered_at
+from reliability.gameday.orchestrator import GameDayOutcome
+from reliability.gameday.verdicts import Measurements, judge, junit_xml, passed
+from reliability.scenario import Objectives
+
+
+def series(values: list[float | None]) -> list[tuple[float, float | None]]:
+    return [(100.0 + i, v) for i, v in enumerate(values)]
+
+
+def test_recovered_needs_the_whole_hold_within_objective() -> None:
+    s = series([1.0, 0.2, 0.5, 0.999, 1.0, 1.0, 1.0])
+    assert recovered_at(s, objective=0.99, hold=3) == 103.0
+    assert recovered_at(s, objective=0.99, hold=4) is None
+
+
+def test_a_relapse_restarts_recovery_and_silence_is_not_recovery() -> None:
+    assert recovered_at(series([1.0, 1.0, 0.5, 1.0, 1.0]), 0.99, 1) == 103.0
+    assert recovered_at(series([1.0, None, None, None]), 0.99, 1) is None
+    assert recovered_at([], 0.99, 1) is None
+
+
+def test_verdicts_per_objective() -> None:
+    obj = Objectives(rto_max=30, ttd_max=10, expected_alerts=["A"], max_budget_spent=0.1, rpo_max=1)
+    res = {
+        r.name: r
+        for r in judge(obj, Measurements(ttd_seconds=12, rto_seconds=25, rpo_seconds=0.0, budget_spent=0.05))
+    }
+    assert res["ttd"].verdict == "fail" and res["rto"].verdict == "pass"
+    assert res["rpo"].verdict == "pass" and res["budget_spent"].verdict == "pass"
+    assert not passed(list(res.values()))
+
+
+def test_never_detected_and_never_recovered_fail_while_no_impact_is_not_rto_zero() -> None:
+    obj = Objectives(rto_max=30, ttd_max=10, expected_alerts=["A"])
+    res = {r.name: r for r in judge(obj, Measurements(ttd_seconds=None, rto_seconds=None, recovered=False))}
+    assert res["ttd"].verdict == "fail" and res["rto"].verdict == "fail"
+    quiet = judge(Objectives(rto_max=30), Measurements(rto_seconds=None, impact_visible=False))
+    assert quiet[0].verdict == "no_data" and quiet[0].measured is None
+
+
+def test_junit_marks_failures_and_harness_errors(tmp_path: Path) -> None:
+    obj = Objectives(rto_max=30)
+    a = tmp_path / "a.xml"
+    a.write_text(junit_xml([("slow", judge(obj, Measurements(rto_seconds=45)), None)]))
+    b = tmp_path / "b.xml"
+    b.write_text(junit_xml([("broken", [], "lab would not start")]))
+    merged = ET.fromstring(combine_junit([a, b, tmp_path / "missing.xml"]).split("\n", 1)[1])
+    suites = {s.get("name"): s for s in merged.iter("testsuite")}
+    assert suites["slow"].get("failures") == "1"
+    assert suites["broken"].get("errors") == "1"
+    assert suites["broken"].find("testcase/error").get("message") == "lab would not start"
+
+
+def test_gate_exit_code() -> None:
+    def o(code: int) -> GameDayOutcome:
+        return GameDayOutcome(run_dir=Path("."), exit_code=code)
+
+    assert gate_exit_code([o(0), o(0)]) == 0
+    assert gate_exit_code([o(0), o(1)]) == 1
+    assert gate_exit_code([o(1), o(2)]) == 2
+    assert gate_exit_code([o(0), o(130)]) == 2
