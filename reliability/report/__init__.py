@@ -1,1 +1,32 @@
-"""report"""
+"""Game-day reports, rebuilt from the files of a run directory.
+
+Public API:
+- `build_reports(run_dir, runbook_dir=None) -> RunResult`: analyses the run directory
+  (docs/architecture.md layout) and writes `result.json`, `junit.xml`, `postmortem.md`,
+  `report.html` (self-contained, plotly inlined). Bad/missing inputs -> `InputError`.
+- `RunResult` (pydantic, extra="forbid"): the `result.json` format - scenario, passed,
+  objectives [name, target, measured, unit, verdict, detail], ttd_seconds, rto_seconds,
+  rpo_seconds, budget_spent, recovery ("recovered" | "no_impact" | "unrecovered" | "unknown"),
+  rto_prometheus_seconds, lost_writes, inject_ts, fault_end_ts, detect_ts, recovered_ts,
+  alerts_fired, impact {before|during|after: PhaseSummary}, error. `result_json_schema()`.
+- `read_run(run_dir) -> RunData`, `analyse(RunData) -> RunResult` (no writing).
+
+Injection time = the first `activity_start` action in the chaos timeline's `method` phase (else the
+lab's first fault event); end of the fault = `rollback_start`.
+"""
+
+from reliability.report.analyze import analyse
+from reliability.report.build import build_reports
+from reliability.report.model import ObjectiveVerdict, PhaseSummary, RunResult, result_json_schema
+from reliability.report.rundir import RunData, read_run
+
+__all__ = [
+    "ObjectiveVerdict",
+    "PhaseSummary",
+    "RunData",
+    "RunResult",
+    "analyse",
+    "build_reports",
+    "read_run",
+    "result_json_schema",
+]

@@ -30,11 +30,13 @@ def alert_expr(slo: SLO, windows: list[AlertWindow]) -> str:
                 short_check=t.WINDOW_CHECK.format(
                     window=format_duration(w.short_s), sel=sel, factor=factor, budget=budget
                 ),
-                long_check=t.WINDOW_CHECK.format(window=format_duration(w.long_s), sel=sel, factor=factor, budget=budget),
+                long_check=t.WINDOW_CHECK.format(
+                    window=format_duration(w.long_s), sel=sel, factor=factor, budget=budget
+                ),
                 gate=gate,
             )
         )
-    return "\n or\n".join(pairs)
+    return "\nor\n".join(pairs)
 
 
 def alert_rules(slo: SLO, runbook_base_url: str) -> list[Rule]:

@@ -35,7 +35,9 @@ def compile_rules(services: Iterable[ServiceSLOs], runbook_base_url: str | None 
     return {"groups": [g for slo in all_slos(services) for g in slo_groups(slo, base)]}
 
 
-def prometheus_operator(services: list[ServiceSLOs], runbook_base_url: str | None = None) -> list[dict[str, Any]]:
+def prometheus_operator(
+    services: list[ServiceSLOs], runbook_base_url: str | None = None
+) -> list[dict[str, Any]]:
     """One monitoring.coreos.com/v1 PrometheusRule per service."""
     by_service: dict[str, list[ServiceSLOs]] = {}
     for svc in services:

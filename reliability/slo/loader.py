@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -14,15 +15,15 @@ from reliability.files import load_yaml_documents, parse_model
 from reliability.slo import models as m
 from reliability.slo.durations import decimal_of, parse_duration
 from reliability.slo.model import (
-    AlertSpec,
+    SLO,
     Alerting,
+    AlertSpec,
     AlertWindow,
     EventsSLI,
     LatencySLI,
     PolicyStep,
     RawSLI,
     ServiceSLOs,
-    SLO,
 )
 from reliability.slo.windows import default_windows, factor_for
 
@@ -59,7 +60,10 @@ def parse_document(doc: Any, path: Path, index: int | None = None) -> ServiceSLO
         known = ", ".join(_FORMATS)
         field = "apiVersion" if "apiVersion" in doc else "version"
         raise InputError(f"{where}: {field}", f"unknown SLO spec version {version!r} (known: {known})")
-    spec = parse_model(model, doc, where)
+    try:
+        spec = parse_model(model, doc, where)
+    except InputError as exc:
+        raise _with_slo_name(exc, doc) from exc
     if isinstance(spec, m.SlothSpec):
         return _from_sloth(spec, path)
     if isinstance(spec, m.NativeSpec):
@@ -68,6 +72,19 @@ def parse_document(doc: Any, path: Path, index: int | None = None) -> ServiceSLO
         return _from_openslo_v1alpha(spec, path)
     assert isinstance(spec, m.OpenSLOV1)
     return _from_openslo_v1(spec, path, where)
+
+
+def _with_slo_name(exc: InputError, doc: dict[str, Any]) -> InputError:
+    """Name the SLO, not just its index: 'slos[2](model-quality).objective'."""
+    match = re.search(r"slos\[(\d+)\]", exc.location)
+    slos = doc.get("slos")
+    if not match or not isinstance(slos, list) or int(match.group(1)) >= len(slos):
+        return exc
+    entry = slos[int(match.group(1))]
+    name = entry.get("name") if isinstance(entry, dict) else None
+    if not isinstance(name, str):
+        return exc
+    return InputError(exc.location.replace(match.group(0), f"{match.group(0)}({name})", 1), exc.message)
 
 
 def check_unique(services: list[ServiceSLOs]) -> None:

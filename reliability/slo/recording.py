@@ -46,7 +46,10 @@ def sli_rules(slo: SLO) -> list[Rule]:
         )
         rules.append(
             _record(
-                f"slo:sli_total_events:rate{format_duration(base)}", t.EVENTS_TOTAL.format(total=total), labels, base
+                f"slo:sli_total_events:rate{format_duration(base)}",
+                t.EVENTS_TOTAL.format(total=total),
+                labels,
+                base,
             )
         )
         expr = t.PERIOD_WEIGHTED.format(base=format_duration(base), sel=sel, period=period)
@@ -81,7 +84,11 @@ def meta_rules(slo: SLO) -> list[Rule]:
             "expr": t.BURN_RATE.format(window=format_duration(slo.period_s), sel=sel),
             "labels": labels,
         },
-        {"record": "slo:period_error_budget_remaining:ratio", "expr": t.REMAINING.format(sel=sel), "labels": labels},
+        {
+            "record": "slo:period_error_budget_remaining:ratio",
+            "expr": t.REMAINING.format(sel=sel),
+            "labels": labels,
+        },
         {"record": "sloth_slo_info", "expr": "vector(1)", "labels": info},
     ]
 

@@ -32,5 +32,10 @@ WINDOW_CHECK = "max(slo:sli_error:ratio_rate{window}{{{sel}}} > ({factor} * {bud
 PAIR = "(\n    {short_check}\n    and\n    {long_check}{gate}\n)"
 GATE = "\n    and on()\n    ({total} > {min_rate})"
 
-DEFAULT_SUMMARY = "{{$labels.sloth_service}} {{$labels.sloth_slo}} SLO error budget burn rate is over expected."
-DEFAULT_TITLE = "({severity}) {{{{$labels.sloth_service}}}} {{{{$labels.sloth_slo}}}} SLO error budget burn rate is too fast."
+DEFAULT_SUMMARY = (
+    "{{$labels.sloth_service}} {{$labels.sloth_slo}} SLO error budget burn rate is over expected."
+)
+DEFAULT_TITLE = (
+    "({severity}) {{{{$labels.sloth_service}}}} {{{{$labels.sloth_slo}}}} "
+    "SLO error budget burn rate is too fast."
+)

@@ -1,0 +1,28 @@
+"""Error-budget arithmetic (docs: /shared/DESIGN.md, "Definitions")."""
+
+from __future__ import annotations
+
+
+def burn_rate(error_ratio: float, objective: float) -> float:
+    """How many times faster than sustainable the budget burns: error ratio / (1 - objective)."""
+    if not 0 < objective < 1:
+        raise ValueError(f"objective must be in (0, 1), got {objective}")
+    return error_ratio / (1.0 - objective)
+
+
+def budget_used(error_ratio: float, objective: float, window_s: float, period_s: float) -> float:
+    """Share of the period's budget a window at this error ratio consumes."""
+    return burn_rate(error_ratio, objective) * window_s / period_s
+
+
+def budget_spent(
+    bad_events: float, total_events: float, duration_s: float, objective: float, period_s: float
+) -> float | None:
+    """Bad events of the run / bad events the SLO allows over its whole period at the observed rate.
+
+    None when nothing was sent: with no request rate there is no budget to compare against.
+    """
+    if total_events <= 0 or duration_s <= 0:
+        return None
+    allowed = (total_events / duration_s) * period_s * (1.0 - objective)
+    return bad_events / allowed

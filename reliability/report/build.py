@@ -1,0 +1,41 @@
+"""`build_reports(run_dir)`: every report rebuilt from the files of a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reliability.files import write_atomic
+from reliability.report.analyze import DEFAULT_PERIOD_S, analyse
+from reliability.report.html import render_html
+from reliability.report.junit import junit_xml
+from reliability.report.model import RunResult
+from reliability.report.postmortem import render_postmortem
+from reliability.report.rundir import read_run
+
+
+def build_reports(run_dir: Path, runbook_dir: Path | None = None) -> RunResult:
+    """Analyse the run and write result.json, junit.xml, postmortem.md and report.html.
+
+    Everything is rendered before anything is written, so a failure leaves the old reports intact.
+    `runbook_dir` defaults to `runbooks/` in the working directory when it exists.
+    """
+    data = read_run(Path(run_dir))
+    result = analyse(data)
+    if runbook_dir is None and Path("runbooks").is_dir():
+        runbook_dir = Path("runbooks")
+    outputs = {
+        "postmortem.md": render_postmortem(result, data.scenario, data.timeline, data.events, runbook_dir),
+        "report.html": render_html(
+            result,
+            data.load,
+            data.series.get("requests_by_region"),
+            data.scenario.slo_objective,
+            DEFAULT_PERIOD_S,
+        ),
+        "junit.xml": junit_xml(result),
+        # result.json last: it is what `gate` reads, so it only appears once the rest is there.
+        "result.json": result.model_dump_json(indent=2) + "\n",
+    }
+    for name, text in outputs.items():
+        write_atomic(data.root / name, text)
+    return result
