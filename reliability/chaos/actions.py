@@ -21,9 +21,18 @@ from reliability.chaos.state import resolve_state_file
 Configuration = dict[str, Any]
 
 
-def _faults() -> ModuleType:
+DEFAULT_FAULTS_MODULE = "reliability.lab.faults"
+
+
+def faults_module_name(configuration: Configuration | None) -> str:
+    """The module implementing the fault functions over a state file: the lab's by default; the
+    `faults_module` configuration key points elsewhere (another target with the same functions)."""
+    return str((configuration or {}).get("faults_module") or DEFAULT_FAULTS_MODULE)
+
+
+def _faults(configuration: Configuration | None) -> ModuleType:
     # Imported lazily so that experiments validate (and `chaos discover` works) without the lab.
-    return importlib.import_module("reliability.lab.faults")
+    return importlib.import_module(faults_module_name(configuration))
 
 
 def _ledger(state: Path, configuration: Configuration | None) -> FaultLedger:
@@ -37,9 +46,9 @@ def _inject(
     state = resolve_state_file(state_file, configuration)
     ledger = _ledger(state, configuration)
     # Recorded first: a fault that fails half-way stays active so that rollback/recover undo it.
-    entry = ledger.record_inject(fault, args, state, undo)
+    entry = ledger.record_inject(fault, args, state, undo, faults_module_name(configuration))
     began = stamp()
-    result = getattr(_faults(), fault)(state, **args)
+    result = getattr(_faults(configuration), fault)(state, **args)
     # `ts`/`mono` of the record = when the lab call began (the fault lands during the call).
     controls.record("fault_injected", fault=fault, args=args, ledger_id=entry, **began, returned=stamp())
     return {"ledger_id": entry, "fault": fault, "args": args, "result": result}
@@ -50,7 +59,7 @@ def _undo(
 ) -> Any:
     state = resolve_state_file(state_file, configuration)
     began = stamp()
-    result = getattr(_faults(), func)(state, **args)
+    result = getattr(_faults(configuration), func)(state, **args)
     controls.record("fault_cleared", undo=func, args=args, **began, returned=stamp())
     ledger = _ledger(state, configuration)
     for entry in ledger.active():
@@ -80,7 +89,7 @@ def partition_region(region: str, state_file: str | None = None, configuration: 
 def partition_store_primary(state_file: str | None = None, configuration: Configuration = None) -> Any:
     """Cut off whichever region currently holds the replicated store's primary."""
     state = resolve_state_file(state_file, configuration)
-    region = store_primary_region(_faults().lab_status(state))
+    region = store_primary_region(_faults(configuration).lab_status(state))
     return partition_region(region, str(state), configuration)
 
 

@@ -36,6 +36,7 @@ class LedgerEntry:
     undo: Undo
     ts: float
     mono: float
+    faults_module: str = "reliability.lab.faults"
 
 
 def ledger_for_state(state_file: Path) -> Path:
@@ -47,7 +48,14 @@ class FaultLedger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
-    def record_inject(self, fault: str, args: dict[str, Any], state_file: Path, undo: Undo) -> str:
+    def record_inject(
+        self,
+        fault: str,
+        args: dict[str, Any],
+        state_file: Path,
+        undo: Undo,
+        faults_module: str = "reliability.lab.faults",
+    ) -> str:
         entry_id = uuid.uuid4().hex[:12]
         append_record(
             self.path,
@@ -59,6 +67,7 @@ class FaultLedger:
                 "args": args,
                 "state_file": str(Path(state_file).resolve()),
                 "undo": {"func": undo.func, "args": undo.args},
+                "faults_module": faults_module,
                 "pid": os.getpid(),
             },
             durable=True,
@@ -83,6 +92,7 @@ class FaultLedger:
                     undo=Undo(str(undo.get("func", "heal")), dict(undo.get("args") or {})),
                     ts=float(r.get("ts", 0.0)),
                     mono=float(r.get("mono", 0.0)),
+                    faults_module=str(r.get("faults_module") or "reliability.lab.faults"),
                 )
             )
         return out

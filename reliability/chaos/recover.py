@@ -40,7 +40,6 @@ def recover(path: Path | None = None) -> list[Recovered]:
     Idempotent: a second call finds nothing active. A failed undo stays active so that a
     later `recover` retries it.
     """
-    faults = importlib.import_module("reliability.lab.faults")
     out: list[Recovered] = []
     for ledger_path in find_ledgers(path):
         ledger = FaultLedger(ledger_path)
@@ -52,6 +51,7 @@ def recover(path: Path | None = None) -> list[Recovered]:
                 out.append(Recovered(ledger_path, entry.id, entry.fault, label, True, "lab gone"))
                 continue
             try:
+                faults = importlib.import_module(entry.faults_module)
                 getattr(faults, entry.undo.func)(Path(entry.state_file), **entry.undo.args)
             except Exception as exc:
                 out.append(Recovered(ledger_path, entry.id, entry.fault, label, False, str(exc)))

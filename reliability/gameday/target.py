@@ -42,7 +42,10 @@ class LabTarget(AbstractContextManager["LabTarget"]):
         if spec.state_file:
             self.info = self._attach(resolve(self.scenario_path, spec.state_file))
             return self
-        from reliability.lab import Lab, load_lab_config
+        try:
+            from reliability.lab import Lab, load_lab_config
+        except ImportError as exc:
+            raise HarnessError(f"the lab is not available in this installation: {exc}") from exc
 
         config_path = resolve(self.scenario_path, spec.config) if spec.config else None
         config = load_lab_config(config_path)

@@ -1,0 +1,58 @@
+"""A stand-in for `reliability.lab.faults` in chaos-layer tests: same functions over a state
+file, recording which faults are active instead of breaking real processes.
+
+It only exercises our side of the boundary (ledger, rollbacks, recover, signals); the
+end-to-end tests in tests/gameday/ use the real lab.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def _update(state: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    lock = Path(state).with_suffix(".lock")
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        data = json.loads(Path(state).read_text()) if Path(state).exists() else {}
+        data.setdefault("faults", {})
+        change(data["faults"])
+        Path(state).write_text(json.dumps(data))
+        return data
+
+
+def kill_node(state: Path, node: str, mode: str = "sigkill") -> dict[str, Any]:
+    return _update(state, lambda f: f.__setitem__(f"node:{node}", mode))
+
+
+def partition_region(state: Path, region: str) -> dict[str, Any]:
+    return _update(state, lambda f: f.__setitem__(f"partition:{region}", True))
+
+
+def heal_partition(state: Path, region: str) -> dict[str, Any]:
+    return _update(state, lambda f: f.pop(f"partition:{region}", None))
+
+
+def fail_model(state: Path, target: str, mode: str = "errors", rate: float = 1.0, latency_ms: int = 0) -> Any:
+    return _update(state, lambda f: f.__setitem__(f"model:{target}", mode))
+
+
+def restore_model(state: Path, target: str) -> dict[str, Any]:
+    return _update(state, lambda f: f.pop(f"model:{target}", None))
+
+
+def heal(state: Path) -> dict[str, Any]:
+    return _update(state, lambda f: f.clear())
+
+
+def lab_status(state: Path) -> dict[str, Any]:
+    data = json.loads(Path(state).read_text()) if Path(state).exists() else {}
+    return {"faults": data.get("faults", {}), "store": {"primary": "us-east"}}
+
+
+def active_faults(state: Path) -> dict[str, Any]:
+    return lab_status(state)["faults"]
