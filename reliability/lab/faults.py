@@ -1,0 +1,89 @@
+"""Faults over a lab's state file, from any process (Chaos Toolkit providers, `reliability recover`,
+tests): each call asks the lab's supervisor, which applies the fault and logs it as ground truth.
+
+`target` of fail_model/restore_model is a node id (`us-east-1`) or a region name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from reliability.errors import HarnessError
+from reliability.lab.lab import down_from_state, read_state
+
+TIMEOUT_S = 30.0
+
+
+class LabUnavailable(HarnessError):
+    pass
+
+
+def _admin(state: Path | str) -> str:
+    data = read_state(Path(state))
+    if not data or data.get("phase") != "ready" or not data.get("admin_url"):
+        raise LabUnavailable(f"no running lab at {state} (phase {None if not data else data.get('phase')})")
+    return str(data["admin_url"])
+
+
+def _call(state: Path | str, fault: str, **args: Any) -> dict[str, Any]:
+    url = f"{_admin(state)}/faults/{fault}"
+    try:
+        r = requests.post(url, json=args, timeout=TIMEOUT_S)
+    except requests.RequestException as exc:
+        raise LabUnavailable(f"the lab's supervisor did not answer {fault}: {exc}") from exc
+    if r.status_code != 200:
+        raise HarnessError(f"{fault}({args}): {r.json().get('error', r.text) if r.content else r.status_code}")
+    return dict(r.json())
+
+
+def kill_node(state: Path | str, node: str, mode: str = "sigkill") -> dict[str, Any]:
+    return _call(state, "kill_node", node=node, mode=mode)
+
+
+def partition_region(state: Path | str, region: str) -> dict[str, Any]:
+    return _call(state, "partition_region", region=region)
+
+
+def heal_partition(state: Path | str, region: str) -> dict[str, Any]:
+    return _call(state, "heal_partition", region=region)
+
+
+def fail_model(
+    state: Path | str, target: str, mode: str = "errors", rate: float = 1.0, latency_ms: float = 0
+) -> dict[str, Any]:
+    return _call(state, "fail_model", target=target, mode=mode, rate=rate, latency_ms=latency_ms)
+
+
+def restore_model(state: Path | str, target: str) -> dict[str, Any]:
+    return _call(state, "restore_model", target=target)
+
+
+def heal(state: Path | str) -> dict[str, Any]:
+    """Undo every fault. With the supervisor gone, nothing it injected can still be active except
+    network isolation, which is torn down from the state file."""
+    try:
+        return _call(state, "heal")
+    except LabUnavailable:
+        data = read_state(Path(state))
+        if data and data.get("phase") not in (None, "down"):
+            return {"healed": down_from_state(Path(state)), "lab": "stopped (supervisor was gone)"}
+        return {"healed": [], "lab": "not running"}
+
+
+def lab_status(state: Path | str) -> dict[str, Any]:
+    """The live status from the supervisor, or the last recorded state when it is not running."""
+    data = read_state(Path(state))
+    if data is None:
+        raise LabUnavailable(f"no lab state at {state}")
+    if data.get("phase") == "ready" and data.get("admin_url"):
+        try:
+            r = requests.get(f"{data['admin_url']}/status", timeout=5)
+            if r.status_code == 200:
+                return dict(r.json())
+        except requests.RequestException:
+            pass
+        data["phase"] = "unreachable"
+    return data

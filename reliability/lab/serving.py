@@ -1,0 +1,53 @@
+"""What every lab component process shares: argv spec, /metrics, serving an aiohttp app."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import signal
+import sys
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """preexec_fn for children: the kernel kills them if the process that started them dies, so a
+    crashed supervisor leaves nothing serving (`lab down` still cleans up from the state file)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def spec_from_argv() -> dict[str, Any]:
+    if len(sys.argv) != 2:
+        raise SystemExit(f"usage: python -m {sys.argv[0]} SPEC_JSON")
+    spec = json.loads(sys.argv[1])
+    if not isinstance(spec, dict):
+        raise SystemExit("spec must be a JSON object")
+    return spec
+
+
+async def metrics(_: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(data, separators=(",", ":")).encode(), status=status, content_type="application/json"
+    )
+
+
+def serve(app: web.Application, host: str, port: int) -> None:
+    """Serve until SIGTERM/SIGINT (aiohttp turns both into a graceful exit)."""
+    app.router.add_get("/metrics", metrics)
+    web.run_app(app, host=host, port=port, print=None, access_log=None, handle_signals=True, reuse_address=True)
+
+
+async def sleep_forever() -> None:
+    await asyncio.Event().wait()
