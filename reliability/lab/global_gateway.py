@@ -40,7 +40,9 @@ class Region:
         self.name = str(spec["name"])
         self.url = str(spec["url"]).rstrip("/")
         self.store_url = str(spec.get("store_url") or "").rstrip("/")
-        self.healthy = True
+        # Unknown until the first check passes; failover/failback are only news once it has served.
+        self.healthy = False
+        self.has_served = False
         self.failures = 0
 
 
@@ -60,7 +62,7 @@ class GlobalGateway:
         self._rr = 0
         self.session: aiohttp.ClientSession | None = None
         for r in self.regions:
-            REGION_HEALTHY.labels(region=r.name).set(1)
+            REGION_HEALTHY.labels(region=r.name).set(0)
             DURATION.labels(service=SERVICE, region=r.name)
             for code in ("200", "500", "503"):
                 REQUESTS.labels(service=SERVICE, region=r.name, code=code)
@@ -72,10 +74,12 @@ class GlobalGateway:
             region.failures = 0
             if not region.healthy:
                 region.healthy = True
-                self._event("region_failback", region=region.name)
+                if region.has_served:
+                    self._event("region_failback", region=region.name)
+                region.has_served = True
         else:
             region.failures += 1
-            if region.healthy and region.failures >= self.unhealthy_after:
+            if region.healthy and region.has_served and region.failures >= self.unhealthy_after:
                 region.healthy = False
                 others = [r.name for r in self.regions if r.healthy]
                 self._event("region_failover", region=region.name, to=others)

@@ -10,7 +10,7 @@ Everything binds to loopback.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import signal
 from typing import Any
 
 from aiohttp import web
@@ -101,8 +101,14 @@ async def run(spec: dict[str, Any]) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, fabric.host, int(spec["admin_port"]), reuse_address=True).start()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.Event().wait()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    for server in servers:
+        server.close()
+    await runner.cleanup()
 
 
 async def _ok() -> web.Response:
@@ -110,15 +116,7 @@ async def _ok() -> web.Response:
 
 
 def main() -> None:
-    import signal
-
-    spec = spec_from_argv()
-    loop = asyncio.new_event_loop()
-    task = loop.create_task(run(spec))
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        loop.run_until_complete(task)
+    asyncio.run(run(spec_from_argv()))
 
 
 if __name__ == "__main__":
