@@ -37,7 +37,12 @@ def rto(
     requests = frame["requests"].astype(float)
     success = (requests - frame["failures"].astype(float)) / requests.where(requests > 0)
     good = (success >= objective).fillna(False)
-    return _recovery(frame["ts"].to_numpy(dtype=float), good.to_numpy(dtype=bool), inject_ts, hold_s)
+    last_failure = (
+        frame["last_failure_ts"].astype(float).to_numpy() if "last_failure_ts" in frame else None
+    )
+    return _recovery(
+        frame["ts"].to_numpy(dtype=float), good.to_numpy(dtype=bool), inject_ts, hold_s, last_failure
+    )
 
 
 def rto_from_series(
@@ -50,7 +55,12 @@ def rto_from_series(
     return _recovery(frame["ts"].to_numpy(dtype=float), good, inject_ts, hold_s)
 
 
-def _recovery(ts: np.ndarray, good: np.ndarray, inject_ts: float, hold_s: float) -> Recovery:
+def _recovery(
+    ts: np.ndarray, good: np.ndarray, inject_ts: float, hold_s: float, last_failure: np.ndarray | None = None
+) -> Recovery:
+    """Over samples at `ts` (a sample covers [ts, next ts)). Recovery is the start of the first good
+    run lasting `hold_s` - or, when known, the last failure inside the bad sample before it, which
+    places recovery within the second instead of at the next second's boundary."""
     bad_idx = np.flatnonzero(~good)
     if bad_idx.size == 0:
         return Recovery("no_impact", None)
@@ -61,5 +71,8 @@ def _recovery(ts: np.ndarray, good: np.ndarray, inject_ts: float, hold_s: float)
         later_bad = bad_idx[bad_idx > start]
         run_end = ts[later_bad[0]] if later_bad.size else ts[-1]
         if run_end - ts[start] >= hold_s:
-            return Recovery("recovered", float(ts[start]) - inject_ts, impact_start, float(ts[start]))
+            recovered = float(ts[start])
+            if last_failure is not None and start > 0 and np.isfinite(last_failure[start - 1]):
+                recovered = min(recovered, max(float(last_failure[start - 1]), float(ts[start - 1])))
+            return Recovery("recovered", recovered - inject_ts, impact_start, recovered)
     return Recovery("unrecovered", None, impact_start)

@@ -15,23 +15,33 @@ class Rpo:
     last_survived_ts: float | None
 
 
-def rpo(writes: pd.DataFrame, fault_ts: float) -> Rpo | None:
+def rpo(writes: pd.DataFrame, fault_ts: float, landed_ts: float | None = None) -> Rpo | None:
     """`writes`: one row per write (`seq, ts, acked, survived`), `ts` = when it was acknowledged.
 
     RPO = last write acknowledged before the fault minus the last acknowledged one that survived
     failover, in seconds; lost = acknowledged before the fault but not surviving. None without any
     acknowledged write before the fault (nothing to measure against).
+
+    `fault_ts` is when the injection began; the fault lands during the injecting call, so writes
+    acknowledged until it returned (`landed_ts`) may be lost too and count as before the fault.
     """
     if writes.empty:
         return None
-    acked = writes[writes["acked"].astype(bool) & (writes["ts"].astype(float) < fault_ts)]
+    cutoff = max(fault_ts, landed_ts or fault_ts)
+    acked = writes[writes["acked"].astype(bool) & (writes["ts"].astype(float) < cutoff)]
     if acked.empty:
         return None
-    last_acked = float(acked["ts"].max())
-    survived = acked[acked["survived"].astype(bool)]
-    lost = int((~acked["survived"].astype(bool)).sum())
+    survived_mask = acked["survived"].astype(bool)
+    lost = int((~survived_mask).sum())
+    # Before the injection began, or lost: a write acknowledged while the fault was landing that
+    # survived says nothing about the data the fault destroyed.
+    before = acked[(acked["ts"].astype(float) < fault_ts) | ~survived_mask]
+    if before.empty:
+        return None
+    last_acked = float(before["ts"].max())
+    survived = before[before["survived"].astype(bool)]
     if survived.empty:
-        first = float(acked["ts"].min())
+        first = float(before["ts"].min())
         return Rpo(last_acked - first, lost, last_acked, None)
     last_survived = float(survived["ts"].max())
     return Rpo(max(0.0, last_acked - last_survived), lost, last_acked, last_survived)

@@ -112,6 +112,10 @@ def run_gameday(
 def _execute(run: _Run, outcome: GameDayOutcome) -> None:
     sc, rd = run.scenario, run.rd
     run.mark("setup")
+    # The reports charge the budget against these SLOs (objective, period); keep them with the run.
+    for rel in sc.slos:
+        (rd.root / "slos").mkdir(exist_ok=True)
+        shutil.copyfile(resolve(run.scenario_path, rel), rd.root / "slos" / Path(rel).name)
     with LabTarget(sc, run.scenario_path, rd.lab_dir) as target:
         info = target.info
         assert info is not None

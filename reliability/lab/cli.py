@@ -25,11 +25,14 @@ def _dir(explicit: Path | None) -> Path:
 
 @app.command()
 def up(
-    config: Annotated[Path | None, typer.Option("--config", help="Lab YAML (default topology if omitted).")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Lab YAML (default topology if omitted).")
+    ] = None,
     isolation: Annotated[str, typer.Option(help="auto | netns (root) | proxy")] = "auto",
     detach: Annotated[bool, typer.Option("--detach", help="Leave the lab running and return.")] = False,
     slos: Annotated[
-        list[Path] | None, typer.Option("--slo", help="SLO files to load into Prometheus (default: slos/*.yaml).")
+        list[Path] | None,
+        typer.Option("--slo", help="SLO files to load into Prometheus (default: slos/*.yaml)."),
     ] = None,
     workdir: DirOpt = None,
 ) -> None:
@@ -45,8 +48,12 @@ def up(
     lab = Lab(cfg, _dir(workdir), isolation=isolation, slo_files=slo_files, keep_running=detach)
     started = time.monotonic()
     lab.start()
-    typer.echo(f"lab up in {time.monotonic() - started:.1f}s ({lab.isolation} isolation), work dir {lab.workdir}")
-    typer.echo(f"  endpoint:   {lab.endpoint}   (POST /v1/predict {{\"inputs\": [[{cfg.model.features} numbers]]}})")
+    typer.echo(
+        f"lab up in {time.monotonic() - started:.1f}s ({lab.isolation} isolation), work dir {lab.workdir}"
+    )
+    typer.echo(
+        f'  endpoint:   {lab.endpoint}   (POST /v1/predict {{"inputs": [[{cfg.model.features} numbers]]}})'
+    )
     typer.echo(f"  prometheus: {lab.prometheus_url}")
     typer.echo(f"  state:      {lab.state_file}")
     if detach:
@@ -79,18 +86,28 @@ def status(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"lab {state.get('lab_id')}: {state.get('phase')} ({state.get('isolation')} isolation)")
+    table = Table(
+        title=f"lab {state.get('lab_id')}: {state.get('phase')} ({state.get('isolation')} isolation)"
+    )
     for col in ("component", "region", "pid", "address", "status"):
         table.add_column(col)
     for c in state.get("components", []):
         alive = c.get("alive")
         status_txt = c.get("status") or ("alive" if alive else "down" if alive is False else "?")
-        table.add_row(c["name"], c.get("region") or "-", str(c.get("pid") or "-"), f"{c['host']}:{c['port']}", status_txt)
+        table.add_row(
+            c["name"],
+            c.get("region") or "-",
+            str(c.get("pid") or "-"),
+            f"{c['host']}:{c['port']}",
+            status_txt,
+        )
     console = Console()
     console.print(table)
-    console.print(f"endpoint {state.get('endpoint')}  prometheus {state.get('prometheus_url')}  "
-                  f"store primary {(state.get('store') or {}).get('primary')}  "
-                  f"partitioned {state.get('partitioned') or '-'}  faults {list(state.get('faults') or {}) or '-'}")
+    console.print(
+        f"endpoint {state.get('endpoint')}  prometheus {state.get('prometheus_url')}  "
+        f"store primary {(state.get('store') or {}).get('primary')}  "
+        f"partitioned {state.get('partitioned') or '-'}  faults {list(state.get('faults') or {}) or '-'}"
+    )
 
 
 @app.command()

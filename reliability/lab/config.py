@@ -65,9 +65,13 @@ class RegionGatewayConfig(_Strict):
 
 class GlobalGatewayConfig(_Strict):
     routing: Literal["active-active", "active-passive"] = "active-active"
-    primary_region: str | None = Field(None, description="Active-passive: the active region (default: first).")
+    primary_region: str | None = Field(
+        None, description="Active-passive: the active region (default: first)."
+    )
     health_interval_s: float = Field(0.25, gt=0, le=60)
-    unhealthy_after: int = Field(2, ge=1, le=100, description="Failed checks before a region is failed away from.")
+    unhealthy_after: int = Field(
+        2, ge=1, le=100, description="Failed checks before a region is failed away from."
+    )
     request_timeout_s: float = Field(1.0, gt=0, le=60)
 
 

@@ -120,7 +120,8 @@ class ProxyIsolation:
         try:
             r = requests.post(
                 f"http://127.0.0.1:{self.admin_port}/partitions",
-                json={"partitioned": sorted(self.partitioned)}, timeout=5,
+                json={"partitioned": sorted(self.partitioned)},
+                timeout=5,
             )
             r.raise_for_status()
         except requests.RequestException as exc:

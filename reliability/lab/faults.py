@@ -35,7 +35,9 @@ def _call(state: Path | str, fault: str, **args: Any) -> dict[str, Any]:
     except requests.RequestException as exc:
         raise LabUnavailable(f"the lab's supervisor did not answer {fault}: {exc}") from exc
     if r.status_code != 200:
-        raise HarnessError(f"{fault}({args}): {r.json().get('error', r.text) if r.content else r.status_code}")
+        raise HarnessError(
+            f"{fault}({args}): {r.json().get('error', r.text) if r.content else r.status_code}"
+        )
     return dict(r.json())
 
 

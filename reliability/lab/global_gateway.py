@@ -26,8 +26,10 @@ REQUESTS = Counter(
     "inference_requests", "Predictions answered by the service.", ["service", "region", "code"]
 )
 DURATION = Histogram(
-    "inference_request_duration_seconds", "Prediction latency at the service endpoint.",
-    ["service", "region"], buckets=BUCKETS,
+    "inference_request_duration_seconds",
+    "Prediction latency at the service endpoint.",
+    ["service", "region"],
+    buckets=BUCKETS,
 )
 REGION_HEALTHY = Gauge("global_gateway_region_healthy", "1 while the region receives traffic.", ["region"])
 REGION_ACTIVE = Gauge("global_gateway_region_active", "1 for the region(s) routed to by policy.", ["region"])
@@ -91,9 +93,11 @@ class GlobalGateway:
             append_event(self.events_path, name, **fields)
 
     def _publish_active(self) -> None:
-        active = {r.name for r in self.route_order()[:1]} if self.routing == "active-passive" else {
-            r.name for r in self.regions if r.healthy
-        }
+        active = (
+            {r.name for r in self.route_order()[:1]}
+            if self.routing == "active-passive"
+            else {r.name for r in self.regions if r.healthy}
+        )
         for r in self.regions:
             REGION_ACTIVE.labels(region=r.name).set(1 if r.name in active else 0)
 
@@ -103,7 +107,7 @@ class GlobalGateway:
             timeout = aiohttp.ClientTimeout(total=self.health_interval_s * 2)
             async with self.session.get(f"{region.url}/readyz", timeout=timeout) as r:
                 ok = r.status == 200
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             ok = False
         self._mark(region, ok)
 
@@ -143,11 +147,13 @@ class GlobalGateway:
         assert self.session is not None
         try:
             async with self.session.post(
-                f"{region.url}/v1/predict", data=body,
-                headers={"Content-Type": "application/json"}, timeout=self.timeout,
+                f"{region.url}/v1/predict",
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=self.timeout,
             ) as r:
                 return r.status, await r.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             return None
 
     async def predict(self, request: web.Request) -> web.Response:
@@ -163,7 +169,7 @@ class GlobalGateway:
                 answered_by = region.name
                 break
         if answered_by == "none":
-            status, payload = (answer if answer is not None else (503, b'{"error":"no region could answer"}'))
+            status, payload = answer if answer is not None else (503, b'{"error":"no region could answer"}')
         else:
             assert answer is not None
             status, payload = answer
@@ -178,12 +184,15 @@ class GlobalGateway:
         url = f"{region.store_url}/{request.match_info['tail']}"
         try:
             async with self.session.request(
-                request.method, url, params=request.query, data=await request.read(),
+                request.method,
+                url,
+                params=request.query,
+                data=await request.read(),
                 headers={"Content-Type": request.headers.get("Content-Type", "application/json")},
                 timeout=self.timeout,
             ) as r:
                 return web.Response(body=await r.read(), status=r.status, content_type="application/json")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             return json_response({"error": f"store primary in {region.name} unreachable: {exc!r}"}, 503)
 
     async def readyz(self, _: web.Request) -> web.Response:

@@ -36,7 +36,7 @@ def read_state(state_file: Path) -> dict[str, Any] | None:
 
 
 class Lab:
-    """Context manager: `with Lab(config, workdir) as lab: requests.post(lab.endpoint + "/v1/predict", ...)`."""
+    """Context manager: `with Lab(config, workdir) as lab: requests.post(lab.endpoint + "/v1/predict")`."""
 
     def __init__(
         self,
@@ -52,7 +52,9 @@ class Lab:
         self.workdir = Path(workdir).resolve()
         self.requested_isolation = isolation
         self.slo_files = [Path(p).resolve() for p in slo_files or []]
-        self.rule_files = [Path(p).resolve() for p in (default_rule_files() if rule_files is None else rule_files)]
+        self.rule_files = [
+            Path(p).resolve() for p in (default_rule_files() if rule_files is None else rule_files)
+        ]
         self.start_timeout_s = start_timeout_s
         self.keep_running = keep_running  # `lab up --detach`: the supervisor must outlive this process
         self.proc: subprocess.Popen[bytes] | None = None
@@ -88,16 +90,21 @@ class Lab:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.state_file.unlink()
-        write_json_atomic(self.workdir / "launch.json", {
-            "config": self.config.model_dump(mode="json"),
-            "isolation": self.requested_isolation,
-            "slo_files": [str(p) for p in self.slo_files],
-            "rule_files": [str(p) for p in self.rule_files],
-        })
+        write_json_atomic(
+            self.workdir / "launch.json",
+            {
+                "config": self.config.model_dump(mode="json"),
+                "isolation": self.requested_isolation,
+                "slo_files": [str(p) for p in self.slo_files],
+                "rule_files": [str(p) for p in self.rule_files],
+            },
+        )
         log = open(self.workdir / "supervisor.log", "ab")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "reliability.lab.supervisor", str(self.workdir)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=self.keep_running,
             preexec_fn=None if self.keep_running else die_with_parent,
         )
@@ -110,10 +117,14 @@ class Lab:
                 return self
             if self.proc.poll() is not None:
                 tail = (self.workdir / "supervisor.log").read_text(errors="replace")[-1500:]
-                raise HarnessError(f"the lab did not start (supervisor exited {self.proc.returncode}):\n{tail}")
+                raise HarnessError(
+                    f"the lab did not start (supervisor exited {self.proc.returncode}):\n{tail}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
-                raise HarnessError(f"the lab was not ready within {self.start_timeout_s:.0f}s; see {self.workdir}")
+                raise HarnessError(
+                    f"the lab was not ready within {self.start_timeout_s:.0f}s; see {self.workdir}"
+                )
             time.sleep(0.05)
 
     def refresh(self) -> dict[str, Any]:
@@ -153,9 +164,15 @@ def down_from_state(state_file: Path | str) -> list[str]:
         return []
     removed: list[str] = []
     sup = state.get("supervisor") or {}
-    if sup.get("pid") and kill_pids([(int(sup["pid"]), sup.get("marker", "reliability.lab.supervisor"))], 15.0):
+    if sup.get("pid") and kill_pids(
+        [(int(sup["pid"]), sup.get("marker", "reliability.lab.supervisor"))], 15.0
+    ):
         state = read_state(state_file) or state
-    leftovers = [(int(c["pid"]), str(c.get("marker") or c["kind"])) for c in state.get("components", []) if c.get("pid")]
+    leftovers = [
+        (int(c["pid"]), str(c.get("marker") or c["kind"]))
+        for c in state.get("components", [])
+        if c.get("pid")
+    ]
     prom = state.get("prometheus") or {}
     if prom.get("pid"):
         leftovers.append((int(prom["pid"]), str(prom.get("marker") or "prometheus")))

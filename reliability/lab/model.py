@@ -71,7 +71,9 @@ def load_checkpoint(path: Path, sha256: str) -> Mlp:
     data = Path(path).read_bytes()
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
-        raise CheckpointError(f"checkpoint {path} is corrupt: sha256 {actual[:12]}..., expected {sha256[:12]}...")
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt: sha256 {actual[:12]}..., expected {sha256[:12]}..."
+        )
     with np.load(io.BytesIO(data)) as z:
         return Mlp(*(np.asarray(z[k]) for k in ("w1", "b1", "w2", "b2", "w3", "b3")))
 

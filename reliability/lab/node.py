@@ -118,7 +118,9 @@ class Node:
         started = time.perf_counter()
         if self.gpu_lost:
             INFERENCE_ERRORS.inc()
-            return self._answer(500, {"error": "GPU has fallen off the bus (Xid 79)", "node": self.id}, started)
+            return self._answer(
+                500, {"error": "GPU has fallen off the bus (Xid 79)", "node": self.id}, started
+            )
         if not self.ready:
             return self._answer(503, {"error": "model is warming up", "node": self.id}, started)
         try:

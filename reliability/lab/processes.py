@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -43,8 +44,12 @@ class Component:
         log_dir.mkdir(parents=True, exist_ok=True)
         log = open(log_dir / f"{self.name.replace('/', '_')}.log", "ab")  # noqa: SIM115 - child owns it
         self.proc = subprocess.Popen(
-            self.argv(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent, close_fds=True,
+            self.argv(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+            close_fds=True,
         )
         log.close()
         self.pid = self.proc.pid
@@ -55,8 +60,14 @@ class Component:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "name": self.name, "kind": self.kind, "region": self.region, "pid": self.pid,
-            "host": self.host, "port": self.port, "url": self.url, "marker": self.marker,
+            "name": self.name,
+            "kind": self.kind,
+            "region": self.region,
+            "pid": self.pid,
+            "host": self.host,
+            "port": self.port,
+            "url": self.url,
+            "marker": self.marker,
             "generation": self.generation,
         }
 
@@ -73,19 +84,15 @@ def kill_pids(entries: list[tuple[int, str]], grace_s: float = 3.0) -> list[int]
     """SIGTERM then SIGKILL every (pid, marker) whose command line still matches; returns those signalled."""
     mine = [pid for pid, marker in entries if pid and process_matches(pid, marker)]
     for pid in mine:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + grace_s
     for pid in mine:
         while time.monotonic() < deadline and Path(f"/proc/{pid}").exists() and not _zombie(pid):
             time.sleep(0.05)
         if Path(f"/proc/{pid}").exists() and not _zombie(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     return mine
 
 

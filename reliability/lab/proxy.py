@@ -51,7 +51,9 @@ class ProxyFabric:
             writer.write(data)
             await writer.drain()
 
-    async def handle(self, route: Route, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+    async def handle(
+        self, route: Route, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
+    ) -> None:
         route.connections.add(client_w)
         upstream_w: asyncio.StreamWriter | None = None
         try:
@@ -60,7 +62,9 @@ class ProxyFabric:
                 return
             upstream_r, upstream_w = await asyncio.open_connection(route.target_host, route.target_port)
             route.connections.add(upstream_w)
-            await asyncio.gather(self._pipe(route, client_r, upstream_w), self._pipe(route, upstream_r, client_w))
+            await asyncio.gather(
+                self._pipe(route, client_r, upstream_w), self._pipe(route, upstream_r, client_w)
+            )
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -91,7 +95,9 @@ async def run(spec: dict[str, Any]) -> None:
     for route in fabric.routes:
         servers.append(
             await asyncio.start_server(
-                lambda r, w, route=route: fabric.handle(route, r, w), fabric.host, route.listen_port,
+                lambda r, w, route=route: fabric.handle(route, r, w),
+                fabric.host,
+                route.listen_port,
                 reuse_address=True,
             )
         )

@@ -43,7 +43,7 @@ class RegionGateway:
             timeout = aiohttp.ClientTimeout(total=self.health_interval_s)
             async with self.session.get(f"{backend.url}/readyz", timeout=timeout) as r:
                 backend.healthy = r.status == 200
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             backend.healthy = False
 
     async def health_loop(self) -> None:
@@ -65,7 +65,7 @@ class RegionGateway:
                 timeout=self.timeout,
             ) as r:
                 return r.status, await r.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             return None
 
     async def predict(self, request: web.Request) -> web.Response:

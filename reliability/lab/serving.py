@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import json
 import signal
@@ -18,10 +19,8 @@ _PR_SET_PDEATHSIG = 1
 def die_with_parent() -> None:
     """preexec_fn for children: the kernel kills them if the process that started them dies, so a
     crashed supervisor leaves nothing serving (`lab down` still cleans up from the state file)."""
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 def spec_from_argv() -> dict[str, Any]:
@@ -46,7 +45,9 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 def serve(app: web.Application, host: str, port: int) -> None:
     """Serve until SIGTERM/SIGINT (aiohttp turns both into a graceful exit)."""
     app.router.add_get("/metrics", metrics)
-    web.run_app(app, host=host, port=port, print=None, access_log=None, handle_signals=True, reuse_address=True)
+    web.run_app(
+        app, host=host, port=port, print=None, access_log=None, handle_signals=True, reuse_address=True
+    )
 
 
 async def sleep_forever() -> None:

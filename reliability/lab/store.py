@@ -86,13 +86,14 @@ class Replica:
         cutoff = time.time() - self.lag_s
         try:
             async with self.session.get(
-                f"{self.primary_url}/log", params={"after": str(after), "until": repr(cutoff)},
+                f"{self.primary_url}/log",
+                params={"after": str(after), "until": repr(cutoff)},
                 timeout=aiohttp.ClientTimeout(total=max(self.poll_s * 5, 0.5)),
             ) as r:
                 if r.status != 200:
                     return
                 data = await r.json()
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             return
         for raw in data.get("entries", []):
             entry = Entry(**raw)
@@ -126,7 +127,9 @@ class Replica:
 
     async def verify(self, _: web.Request) -> web.Response:
         corrupt = [e.index for e in self.log if not e.intact()]
-        return json_response({"region": self.region, "entries": len(self.log), "ok": not corrupt, "corrupt": corrupt})
+        return json_response(
+            {"region": self.region, "entries": len(self.log), "ok": not corrupt, "corrupt": corrupt}
+        )
 
     async def promote(self, _: web.Request) -> web.Response:
         self.role, self.primary_url = "primary", ""
@@ -146,8 +149,11 @@ class Replica:
 
     def _status(self) -> dict[str, Any]:
         return {
-            "region": self.region, "role": self.role,
-            "last_index": self.log[-1].index if self.log else 0, "entries": len(self.log),
+            "region": self.region,
+            "role": self.role,
+            "last_index": self.log[-1].index if self.log else 0,
+            "entries": len(self.log),
+            "last_ts": self.log[-1].ts if self.log else None,
         }
 
     async def healthz(self, _: web.Request) -> web.Response:

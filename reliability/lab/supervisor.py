@@ -77,6 +77,7 @@ class Supervisor:
         self.endpoint = ""
         self.error: str | None = None
         self._replacing: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._killed_by_us: set[str] = set()
         self.session: aiohttp.ClientSession | None = None
 
@@ -96,33 +97,61 @@ class Supervisor:
             for node_id in cfg.node_ids(region):
                 port = self.fabric.free_port(region)
                 spec = {
-                    "id": node_id, "region": region, "host": host, "port": port,
-                    "checkpoint": str(ckpt), "sha256": sha, "version": cfg.model.version,
-                    "warmup_s": cfg.model.warmup_s, "xid_die_after_s": cfg.node.xid_die_after_s,
+                    "id": node_id,
+                    "region": region,
+                    "host": host,
+                    "port": port,
+                    "checkpoint": str(ckpt),
+                    "sha256": sha,
+                    "version": cfg.model.version,
+                    "warmup_s": cfg.model.warmup_s,
+                    "xid_die_after_s": cfg.node.xid_die_after_s,
                     "max_batch": cfg.node.max_batch,
                 }
                 url = f"http://{host}:{port}"
                 node_urls.append({"id": node_id, "url": url})
-                self._add(Component(f"node/{node_id}", "node", "reliability.lab.node", spec, region, host, port, url))
+                self._add(
+                    Component(
+                        f"node/{node_id}", "node", "reliability.lab.node", spec, region, host, port, url
+                    )
+                )
             gw_port = self.fabric.free_port(region)
             rg = cfg.region_gateway
-            self._add(Component(
-                f"region-gateway/{region}", "region-gateway", "reliability.lab.region_gateway",
-                {"region": region, "host": host, "port": gw_port, "nodes": node_urls, **rg.model_dump()},
-                region, host, gw_port, f"http://{self.fabric.address(GLOBAL, region, gw_port)}",
-            ))
+            self._add(
+                Component(
+                    f"region-gateway/{region}",
+                    "region-gateway",
+                    "reliability.lab.region_gateway",
+                    {"region": region, "host": host, "port": gw_port, "nodes": node_urls, **rg.model_dump()},
+                    region,
+                    host,
+                    gw_port,
+                    f"http://{self.fabric.address(GLOBAL, region, gw_port)}",
+                )
+            )
             primary = self.store_primary
-            self._add(Component(
-                f"store/{region}", "store", "reliability.lab.store",
-                {
-                    "region": region, "host": host, "port": store_ports[region],
-                    "role": "primary" if region == primary else "secondary",
-                    "primary_url": "" if region == primary
-                    else f"http://{self.fabric.address(region, primary, store_ports[primary])}",
-                    "replication_lag_s": cfg.store.replication_lag_s, "poll_interval_s": cfg.store.poll_interval_s,
-                },
-                region, host, store_ports[region], f"http://{self.fabric.address(GLOBAL, region, store_ports[region])}",
-            ))
+            self._add(
+                Component(
+                    f"store/{region}",
+                    "store",
+                    "reliability.lab.store",
+                    {
+                        "region": region,
+                        "host": host,
+                        "port": store_ports[region],
+                        "role": "primary" if region == primary else "secondary",
+                        "primary_url": ""
+                        if region == primary
+                        else f"http://{self.fabric.address(region, primary, store_ports[primary])}",
+                        "replication_lag_s": cfg.store.replication_lag_s,
+                        "poll_interval_s": cfg.store.poll_interval_s,
+                    },
+                    region,
+                    host,
+                    store_ports[region],
+                    f"http://{self.fabric.address(GLOBAL, region, store_ports[region])}",
+                )
+            )
         # Every region -> region store path exists up front (a promoted primary is reached from the others).
         for src in self.regions:
             for dst in self.regions:
@@ -130,26 +159,51 @@ class Supervisor:
         gport = self.fabric.free_port(None)
         gg = cfg.global_gateway
         self.endpoint = f"http://127.0.0.1:{gport}"
-        self._add(Component(
-            "global-gateway", "global-gateway", "reliability.lab.global_gateway",
-            {
-                "host": "127.0.0.1", "port": gport,
-                "regions": [
-                    {"name": r, "url": self.components[f"region-gateway/{r}"].url,
-                     "store_url": self.components[f"store/{r}"].url}
-                    for r in self.regions
-                ],
-                "routing": gg.routing, "primary_region": cfg.active_region(),
-                "health_interval_s": gg.health_interval_s, "unhealthy_after": gg.unhealthy_after,
-                "request_timeout_s": gg.request_timeout_s, "events_path": str(self.events_path),
-                "state_file": str(self.state_file), "store_primary": self.store_primary,
-            },
-            None, "127.0.0.1", gport, self.endpoint,
-        ))
+        self._add(
+            Component(
+                "global-gateway",
+                "global-gateway",
+                "reliability.lab.global_gateway",
+                {
+                    "host": "127.0.0.1",
+                    "port": gport,
+                    "regions": [
+                        {
+                            "name": r,
+                            "url": self.components[f"region-gateway/{r}"].url,
+                            "store_url": self.components[f"store/{r}"].url,
+                        }
+                        for r in self.regions
+                    ],
+                    "routing": gg.routing,
+                    "primary_region": cfg.active_region(),
+                    "health_interval_s": gg.health_interval_s,
+                    "unhealthy_after": gg.unhealthy_after,
+                    "request_timeout_s": gg.request_timeout_s,
+                    "events_path": str(self.events_path),
+                    "state_file": str(self.state_file),
+                    "store_primary": self.store_primary,
+                },
+                None,
+                "127.0.0.1",
+                gport,
+                self.endpoint,
+            )
+        )
         proxy = self.fabric.proxy_spec()
         if proxy is not None:
-            self._add(Component("proxy", "proxy", "reliability.lab.proxy", proxy, None, "127.0.0.1",
-                                proxy["admin_port"], f"http://127.0.0.1:{proxy['admin_port']}"))
+            self._add(
+                Component(
+                    "proxy",
+                    "proxy",
+                    "reliability.lab.proxy",
+                    proxy,
+                    None,
+                    "127.0.0.1",
+                    proxy["admin_port"],
+                    f"http://127.0.0.1:{proxy['admin_port']}",
+                )
+            )
         weights = init_weights(cfg.model)
         self.canary_x = canary_inputs(cfg.model.features)
         self.canary_y = weights.predict(self.canary_x)
@@ -209,7 +263,9 @@ class Supervisor:
         for c in self.components_of("node"):
             self.node_status[c.name] = "up"
         self.prometheus = LocalPrometheus(
-            self.workdir / "prometheus", targets=self.scrape_targets(), rule_files=self.rules(),
+            self.workdir / "prometheus",
+            targets=self.scrape_targets(),
+            rule_files=self.rules(),
         )
         self.prometheus.start()
         self.save()
@@ -246,7 +302,9 @@ class Supervisor:
                 if await self._get_ok(self._direct_url(c) + "/readyz"):
                     pending.remove(c)
             if time.monotonic() > deadline:
-                raise RuntimeError(f"not ready after {START_TIMEOUT_S}s: {', '.join(c.name for c in pending)}")
+                raise RuntimeError(
+                    f"not ready after {START_TIMEOUT_S}s: {', '.join(c.name for c in pending)}"
+                )
             await asyncio.sleep(0.05)
 
     def _direct_url(self, c: Component) -> str:
@@ -257,7 +315,7 @@ class Supervisor:
         try:
             async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
                 return r.status == 200
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             return False
 
     def stop_all(self) -> None:
@@ -305,10 +363,15 @@ class Supervisor:
                 misses = 0
                 self._replacing.add(node.name)
                 self.node_status[node.name] = "lost"
-                self.event("node_lost_detected", node=node.spec["id"], region=node.region,
-                           missed_heartbeats=cfg.missed_heartbeats)
+                self.event(
+                    "node_lost_detected",
+                    node=node.spec["id"],
+                    region=node.region,
+                    missed_heartbeats=cfg.missed_heartbeats,
+                )
                 self.save()
-                asyncio.create_task(self.replace(node))
+                # Kept so the task is not garbage-collected mid-replacement.
+                self._tasks.add(asyncio.create_task(self.replace(node)))
 
     async def replace(self, node: Component) -> None:
         try:
@@ -332,6 +395,7 @@ class Supervisor:
             self.save()
         finally:
             self._replacing.discard(node.name)
+            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     async def exit_watch_loop(self) -> None:
         """Record when a component's process actually ended (a node dying of Xid 79, a crash)."""
@@ -350,8 +414,14 @@ class Supervisor:
                     if c.kind == "node":
                         mode = (self.faults.get(f"node:{c.spec['id']}") or {}).get("mode", "crash")
                         if mode != "sigkill":  # sigkill was logged when we sent it
-                            self.event("node_killed", node=c.spec["id"], region=c.region, mode=mode,
-                                       returncode=code, pid=c.pid)
+                            self.event(
+                                "node_killed",
+                                node=c.spec["id"],
+                                region=c.region,
+                                mode=mode,
+                                returncode=code,
+                                pid=c.pid,
+                            )
                     else:
                         self.event("component_exited", component=c.name, returncode=code)
             await asyncio.sleep(0.05)
@@ -376,7 +446,7 @@ class Supervisor:
         try:
             async with self.session.get(c.url + "/healthz", timeout=aiohttp.ClientTimeout(total=0.5)) as r:
                 return dict(await r.json()) if r.status == 200 else None
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             return None
 
     async def _post(self, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -389,19 +459,25 @@ class Supervisor:
 
     async def promote_best_secondary(self) -> None:
         old = self.store_primary
-        best: tuple[int, str] | None = None
+        best: tuple[dict[str, Any], str] | None = None
         for region in self.regions:
             if region == old:
                 continue
             status = await self._store_status(self.components[f"store/{region}"])
-            if status is not None and (best is None or status["last_index"] > best[0]):
-                best = (int(status["last_index"]), region)
+            if status is not None and (best is None or status["last_index"] > best[0]["last_index"]):
+                best = (status, region)
         if best is None:
             return  # no secondary reachable either: nothing to promote to
         new = best[1]
         await self._post(self.components[f"store/{new}"].url + "/promote")
         self.store_primary = new
-        self.event("store_promoted", old_primary=old, new_primary=new, last_index=best[0])
+        self.event(
+            "store_promoted",
+            old_primary=old,
+            new_primary=new,
+            last_index=best[0]["last_index"],
+            last_ts=best[0].get("last_ts"),
+        )
         self.save()
         await self._point_secondaries()
 
@@ -439,7 +515,8 @@ class Supervisor:
             outcome = "wrong"
             try:
                 async with self.session.post(
-                    gw.url + "/v1/predict", json={"inputs": self.canary_x[i : i + 1].tolist()},
+                    gw.url + "/v1/predict",
+                    json={"inputs": self.canary_x[i : i + 1].tolist()},
                     timeout=aiohttp.ClientTimeout(total=1.0),
                 ) as r:
                     if r.status == 200:
@@ -449,7 +526,7 @@ class Supervisor:
                         )
                         if outputs_match(self.canary_y[i : i + 1], outputs):
                             outcome = "correct"
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, TypeError):
+            except (TimeoutError, aiohttp.ClientError, ValueError, TypeError):
                 pass
             CANARY.labels(service=SERVICE, region=region, outcome=outcome).inc()
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
@@ -490,12 +567,21 @@ class Supervisor:
 
     async def partition_region(self, region: str) -> dict[str, Any]:
         self._region(region)
+        extra: dict[str, Any] = {}
+        if region == self.store_primary:
+            # Ground truth for RPO: the primary's last acknowledged write as the region goes.
+            status = await self._store_status(self.components[f"store/{region}"])
+            if status is not None:
+                extra = {
+                    "store_last_ack_index": status["last_index"],
+                    "store_last_ack_ts": status.get("last_ts"),
+                }
         # Recorded before the change, so a crash between the two still gets healed by `lab down`.
         self.partitioned.add(region)
         self.save()
         await asyncio.to_thread(self.fabric.partition, region)
         self.save()
-        self.event("partition_applied", region=region, isolation=self.isolation)
+        self.event("partition_applied", region=region, isolation=self.isolation, **extra)
         return {"region": region, "isolation": self.isolation}
 
     async def heal_partition(self, region: str) -> dict[str, Any]:
@@ -508,22 +594,37 @@ class Supervisor:
         self.event("partition_removed", region=region)
         return {"region": region, "healed": True}
 
-    async def fail_model(self, target: str, mode: str = "errors", rate: float = 1.0,
-                         latency_ms: float = 0) -> dict[str, Any]:
+    async def fail_model(
+        self, target: str, mode: str = "errors", rate: float = 1.0, latency_ms: float = 0
+    ) -> dict[str, Any]:
         nodes = self._targets(target)
         if mode not in ("errors", "latency", "nan", "wrong", "bad_version"):
             raise FaultError(f"unknown model fault {mode!r}; use errors, latency, nan, wrong or bad_version")
-        self.faults[f"model:{target}"] = {"fault": "fail_model", "mode": mode, "rate": rate, "latency_ms": latency_ms}
+        self.faults[f"model:{target}"] = {
+            "fault": "fail_model",
+            "mode": mode,
+            "rate": rate,
+            "latency_ms": latency_ms,
+        }
         self.save()
         applied = []
         for c in nodes:
             if c.alive():
                 with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
-                    await self._post(self._direct_url(c) + "/admin/fault",
-                                     {"mode": mode, "rate": rate, "latency_ms": latency_ms})
+                    await self._post(
+                        self._direct_url(c) + "/admin/fault",
+                        {"mode": mode, "rate": rate, "latency_ms": latency_ms},
+                    )
                     applied.append(c.spec["id"])
-        self.event("fault_set", fault="fail_model", target=target, mode=mode, rate=rate,
-                   latency_ms=latency_ms, nodes=applied)
+        self.event(
+            "fault_set",
+            fault="fail_model",
+            target=target,
+            mode=mode,
+            rate=rate,
+            latency_ms=latency_ms,
+            nodes=applied,
+        )
         return {"target": target, "nodes": applied}
 
     async def restore_model(self, target: str) -> dict[str, Any]:
@@ -565,9 +666,12 @@ class Supervisor:
 
         app = web.Application()
         handlers = {
-            "kill_node": self.kill_node, "partition_region": self.partition_region,
-            "heal_partition": self.heal_partition, "fail_model": self.fail_model,
-            "restore_model": self.restore_model, "heal": self.heal,
+            "kill_node": self.kill_node,
+            "partition_region": self.partition_region,
+            "heal_partition": self.heal_partition,
+            "fail_model": self.fail_model,
+            "restore_model": self.restore_model,
+            "heal": self.heal,
         }
 
         async def fault(request: web.Request) -> web.Response:
@@ -621,8 +725,12 @@ async def run(sup: Supervisor) -> None:
         sup.phase = "ready"
         sup.ready_at = time.time()
         sup.save()
-        sup.event("lab_up", isolation=sup.isolation, endpoint=sup.endpoint,
-                  startup_s=round(sup.ready_at - sup.started_at, 3))
+        sup.event(
+            "lab_up",
+            isolation=sup.isolation,
+            endpoint=sup.endpoint,
+            startup_s=round(sup.ready_at - sup.started_at, 3),
+        )
         await stop.wait()
     finally:
         for t in tasks:
@@ -635,6 +743,7 @@ async def run(sup: Supervisor) -> None:
 def main() -> None:
     if len(sys.argv) != 2:
         raise SystemExit("usage: python -m reliability.lab.supervisor WORKDIR")
+
     def interrupted(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
 

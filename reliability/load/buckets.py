@@ -25,10 +25,14 @@ class Bucket:
     failures: int = 0
     codes: Counter[str] = field(default_factory=Counter)
     hist: Counter[int] = field(default_factory=Counter)
+    # Wall-clock time of the second's last failure: recovery is placed within the second with it.
+    last_failure_ts: float | None = None
 
-    def add(self, ms: float, failed: bool, code: int | None) -> None:
+    def add(self, ms: float, failed: bool, code: int | None, at: float | None = None) -> None:
         self.requests += 1
         self.failures += int(failed)
+        if failed and at is not None:
+            self.last_failure_ts = max(self.last_failure_ts or at, at)
         self.codes[str(code or 0)] += 1
         self.hist[round_ms(ms)] += 1
 
@@ -37,6 +41,9 @@ class Bucket:
         self.failures += int(other["failures"])
         self.codes.update({str(k): int(v) for k, v in other["codes"].items()})
         self.hist.update({int(k): int(v) for k, v in other["hist"].items()})
+        theirs = other.get("last_failure_ts")
+        if theirs is not None:
+            self.last_failure_ts = max(self.last_failure_ts or theirs, float(theirs))
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -44,6 +51,7 @@ class Bucket:
             "failures": self.failures,
             "codes": dict(self.codes),
             "hist": {str(k): v for k, v in self.hist.items()},
+            "last_failure_ts": self.last_failure_ts,
         }
 
 
@@ -73,6 +81,8 @@ def stats_line(second: int, bucket: Bucket, users: int | None = None) -> dict[st
         "p99_ms": percentile(bucket.hist, 0.99),
         "codes": dict(sorted(bucket.codes.items())),
     }
+    if bucket.last_failure_ts is not None:
+        line["last_failure_ts"] = bucket.last_failure_ts
     if users is not None:
         line["users"] = users
     return line

@@ -5,9 +5,9 @@ A plain thread with `requests` (no Locust). Each write appends
 the answer came back); on stop, the surviving sequence numbers are read back from the store (the
 promoted primary, after a failover) and appended as `{"kind": "survivors", "ts", "seqs"}`.
 
-Store HTTP contract (assumed until the lab's store exists; `store_url` overrides discovery):
-- `POST {store_url}/write` JSON `{"key": "canary", "seq": N, "ts": T}` -> 2xx = acknowledged.
-- `GET {store_url}/seqs?key=canary` -> `{"seqs": [N, ...]}` as the current primary holds them.
+Store HTTP contract (the lab's store, reliability/lab/store.py; `store_url` overrides discovery):
+- `POST {store_url}/write` JSON `{"key": "canary-<run>", "seq": N, "ts": T}` -> 2xx = acknowledged.
+- `GET {store_url}/seqs?key=canary-<run>` -> `{"seqs": [N, ...]}` as the current primary holds them.
 The URL comes from the lab state file: `store_url`, or `store.url`.
 """
 
@@ -17,6 +17,7 @@ import json
 import os
 import threading
 import time
+import uuid
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -25,7 +26,7 @@ import requests
 
 from reliability.load.target import check_target
 
-KEY = "canary"
+KEY_PREFIX = "canary"
 
 
 def store_url_from_state(state_file: Path | str | None) -> str | None:
@@ -64,6 +65,8 @@ class CanaryWriter:
         self._thread: threading.Thread | None = None
         self._session = requests.Session()
         self.writes = 0
+        # A key of its own per run: sequence numbers restart at 0, and the store outlives runs.
+        self.key = f"{KEY_PREFIX}-{uuid.uuid4().hex[:12]}"
         self.acked = 0
 
     def _append(self, record: dict[str, Any]) -> None:
@@ -82,7 +85,7 @@ class CanaryWriter:
             try:
                 resp = self._session.post(
                     f"{self.store_url}/write",
-                    json={"key": KEY, "seq": seq, "ts": time.time()},
+                    json={"key": self.key, "seq": seq, "ts": time.time()},
                     timeout=self.request_timeout_s,
                 )
                 status = resp.status_code
@@ -109,7 +112,7 @@ class CanaryWriter:
         while True:
             try:
                 resp = self._session.get(
-                    f"{self.store_url}/seqs", params={"key": KEY}, timeout=self.request_timeout_s
+                    f"{self.store_url}/seqs", params={"key": self.key}, timeout=self.request_timeout_s
                 )
                 if resp.ok:
                     return sorted(int(s) for s in resp.json()["seqs"])

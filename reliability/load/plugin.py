@@ -44,7 +44,8 @@ class _Local:
         self.buckets: dict[int, Bucket] = {}
 
     def add(self, ms: float, failed: bool, code: int | None) -> None:
-        self.buckets.setdefault(int(time.time()), Bucket()).add(ms, failed, code)
+        now = time.time()
+        self.buckets.setdefault(int(now), Bucket()).add(ms, failed, code, now)
 
     def take(self, before: float) -> dict[str, Any]:
         done = [s for s in self.buckets if s < before]

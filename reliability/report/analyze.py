@@ -44,6 +44,14 @@ def fault_window(data: RunData) -> tuple[float | None, float | None]:
     return inject, end
 
 
+def fault_landed(data: RunData, inject: float | None) -> float | None:
+    """When the injecting call returned (the fault had landed by then), from the chaos timeline."""
+    for r in data.timeline:
+        if r.get("event") == "fault_injected" and _after(r, inject) and isinstance(r.get("returned"), dict):
+            return float(r["returned"]["ts"])
+    return None
+
+
 def _after(record: dict[str, Any], ts: float | None) -> bool:
     return ts is not None and float(record.get("ts", 0.0)) >= ts
 
@@ -105,7 +113,7 @@ def analyse(data: RunData) -> RunResult:
         if rec is not None:
             recovery, rto_s, recovered_ts = rec.status, rec.rto_seconds, rec.recovered_ts
         if data.canary is not None:
-            r = analysis.rpo(data.canary, inject)
+            r = analysis.rpo(data.canary, inject, fault_landed(data, inject))
             if r is not None:
                 rpo_s, lost = r.rpo_seconds, r.lost_writes
         if not data.load.empty and end is not None:

@@ -160,3 +160,13 @@ def test_impact_splits_phases() -> None:
     assert out["during"].error_ratio == pytest.approx(0.5)
     assert out["after"].failures == 0
     assert out["during"].p95_ms > out["before"].p95_ms
+
+
+def test_recovery_is_placed_at_the_last_failure_within_its_second() -> None:
+    stats = load_frame(20, [(5, 9)], rps=10, fail_share=1.0)
+    stats["last_failure_ts"] = np.where(stats["failures"] > 0, stats["ts"] + 0.3, np.nan)
+    result = rto(stats, T0 + 5.1, objective=0.99, hold_s=3)
+    # Seconds 5..8 fail; the last failure was at 8.3 s, not at the 9 s boundary.
+    assert result.rto_seconds == pytest.approx(8.3 - 5.1)
+    without = rto(stats.drop(columns=["last_failure_ts"]), T0 + 5.1, objective=0.99, hold_s=3)
+    assert without.rto_seconds == pytest.approx(9 - 5.1)

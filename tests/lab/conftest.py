@@ -27,17 +27,21 @@ ISOLATIONS = [
 
 
 def fast_config() -> LabConfig:
-    return LabConfig.model_validate({
-        "model": {"warmup_s": 0.5},
-        "controller": {"provisioning_delay_s": 1.0},
-        "store": {"replication_lag_s": 1.0},
-    })
+    return LabConfig.model_validate(
+        {
+            "model": {"warmup_s": 0.5},
+            "controller": {"provisioning_delay_s": 1.0},
+            "store": {"replication_lag_s": 1.0},
+        }
+    )
 
 
 @pytest.fixture(scope="module", params=ISOLATIONS)
 def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     workdir = tmp_path_factory.mktemp(f"lab-{request.param}")
-    with Lab(fast_config(), workdir, isolation=request.param, slo_files=[REPO / "slos" / "inference-api.yaml"]) as lab:
+    with Lab(
+        fast_config(), workdir, isolation=request.param, slo_files=[REPO / "slos" / "inference-api.yaml"]
+    ) as lab:
         yield lab
 
 
@@ -54,7 +58,8 @@ def wait_for(check: Callable[[], Any], timeout: float = 20.0, interval: float = 
 def events_named(lab: Lab, name: str, after: float = 0.0, **match: Any) -> list[dict[str, Any]]:
     """Events of the lab's ground-truth log with this name (and fields), after a monotonic time."""
     return [
-        e for e in read_events(lab.events_path)
+        e
+        for e in read_events(lab.events_path)
         if e["event"] == name and e["mono"] > after and all(e.get(k) == v for k, v in match.items())
     ]
 

@@ -27,7 +27,9 @@ def test_prediction_through_the_global_gateway_and_every_target_up(lab: Lab) -> 
     assert bad.status_code == 400 and "4 numbers" in bad.json()["error"]
 
     def all_up() -> bool:
-        got = requests.get(f"{lab.prometheus_url}/api/v1/query", params={"query": "up == 1"}, timeout=5).json()
+        got = requests.get(
+            f"{lab.prometheus_url}/api/v1/query", params={"query": "up == 1"}, timeout=5
+        ).json()
         jobs: dict[str, int] = {}
         for s in got["data"]["result"]:
             jobs[s["metric"]["job"]] = jobs.get(s["metric"]["job"], 0) + 1
@@ -60,7 +62,9 @@ def test_killed_node_is_replaced_and_traffic_routes_around_it(lab: Lab) -> None:
     assert 0.5 <= lost["mono"] - killed["mono"] < 5
     assert started["mono"] - lost["mono"] >= 1.0
     assert ready[-1]["mono"] - started["mono"] >= 0.5
-    new_pid = next(c["pid"] for c in faults.lab_status(lab.state_file)["components"] if c["name"] == f"node/{node}")
+    new_pid = next(
+        c["pid"] for c in faults.lab_status(lab.state_file)["components"] if c["name"] == f"node/{node}"
+    )
     assert new_pid != old_pid and process_matches(new_pid, "reliability.lab.node")
     # Retries on another node hide the loss from clients; the replacement serves again afterwards.
     assert traffic.failures() <= 2, traffic.failures()
@@ -86,7 +90,9 @@ def test_partitioned_region_is_failed_away_from_and_back(lab: Lab) -> None:
         time.sleep(1.0)
         t_cut = time.monotonic()
         faults.partition_region(lab.state_file, "us-east")
-        failover = wait_for(lambda: events_named(lab, "region_failover", t_cut, region="us-east"), timeout=10)[-1]
+        failover = wait_for(
+            lambda: events_named(lab, "region_failover", t_cut, region="us-east"), timeout=10
+        )[-1]
         time.sleep(2.0)
         during = [r for r in traffic.results if r[0] > failover["mono"] + 0.5]
         _assert_cut_off(lab, "us-east")
@@ -110,7 +116,9 @@ def _assert_cut_off(lab: Lab, region: str) -> None:
     if lab.isolation == "netns":
         import subprocess
 
-        route = subprocess.run(["ip", "route", "show", "exact", f"{gw['host']}/32"], capture_output=True, text=True)
+        route = subprocess.run(
+            ["ip", "route", "show", "exact", f"{gw['host']}/32"], capture_output=True, text=True
+        )
         assert route.stdout.startswith("blackhole"), route.stdout
         with pytest.raises(OSError):
             socket.create_connection((gw["host"], gw["port"]), timeout=1.0).close()
@@ -217,7 +225,8 @@ def test_lab_down_after_the_supervisor_was_killed_leaves_nothing(tmp_path: Path)
     lab.proc.wait(5)  # type: ignore[union-attr]
     down_from_state(lab.state_file)
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z"
+        stat = Path(f"/proc/{pid}/stat")
+        assert not stat.exists() or stat.read_text().split(")")[-1].split()[0] == "Z"  # gone or a zombie
     assert not [ns for ns in list_namespaces() if ns.startswith(f"rl{state['lab_id']}")]
     for port in ports:
         with socket.socket() as s:

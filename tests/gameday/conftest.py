@@ -1,0 +1,55 @@
+"""A lab shared by the game-day tests of a module, and scenario files written against it.
+
+Scenarios here use `target.state_file`, so runs attach to this lab instead of starting their own:
+faults left behind by an interrupted run stay visible to the test afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reliability.lab import Lab, LabConfig
+
+REPO = Path(__file__).resolve().parents[2]
+GAMEDAY_SLOS = REPO / "scenarios" / "slos" / "inference-gameday.yaml"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    config = LabConfig.model_validate(
+        {"model": {"warmup_s": 0.5}, "controller": {"provisioning_delay_s": 1.0}}
+    )
+    with Lab(config, tmp_path_factory.mktemp("gameday-lab"), slo_files=[GAMEDAY_SLOS]) as lab:
+        yield lab
+
+
+def write_scenario(
+    directory: Path,
+    lab: Lab,
+    experiment: str,
+    configuration: dict[str, Any],
+    phases: dict[str, str],
+    objectives: dict[str, Any],
+    guardrails: list[dict[str, Any]] | None = None,
+    name: str = "test-scenario",
+    sli: str = "availability",
+) -> Path:
+    scenario = {
+        "name": name,
+        "target": {"kind": "lab", "state_file": str(lab.state_file)},
+        "slos": [str(GAMEDAY_SLOS)],
+        "load": {"user": "inference", "users": 5, "spawn_rate": 5},
+        "experiment": {"file": str(REPO / "experiments" / experiment), "configuration": configuration},
+        "phases": phases,
+        "objectives": objectives,
+        "guardrails": guardrails or [],
+        "sli": sli,
+    }
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+    return path
