@@ -1,9 +1,12 @@
-"""Locating external programs (promtool, prometheus) with a clear error when absent."""
+"""Process-level helpers: external programs (promtool, prometheus), free ports, child lifetimes."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import shutil
 import socket
+from collections.abc import Callable
 
 from reliability.errors import HarnessError
 
@@ -23,3 +26,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def parent_death_signal(sig: int) -> Callable[[], None]:
+    """A `preexec_fn` asking the kernel to send `sig` to the child when the thread that started it
+    dies - also on SIGKILL, when no cleanup code of ours runs. Children of the harness and of the
+    lab never outlive them (a chaos child gets SIGTERM and plays its rollbacks)."""
+
+    def _set() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
+
+    return _set

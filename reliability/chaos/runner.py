@@ -25,6 +25,7 @@ from typing import Any
 
 from reliability.errors import InputError
 from reliability.files import load_yaml, write_json_atomic
+from reliability.tools import parent_death_signal
 
 ROLLBACK_SETTINGS: dict[str, Any] = {"runtime": {"rollbacks": {"strategy": "always"}}}
 CONTROL_NAME = "reliability-timeline-guardrails"
@@ -132,6 +133,8 @@ class ExperimentProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
+                # If the harness dies (even by SIGKILL) the experiment gets SIGTERM and rolls back.
+                preexec_fn=parent_death_signal(signal.SIGTERM),
             )
         finally:
             log.close()

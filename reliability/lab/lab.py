@@ -18,7 +18,7 @@ from reliability.errors import HarnessError
 from reliability.files import write_json_atomic
 from reliability.lab.config import LabConfig
 from reliability.lab.processes import kill_pids, process_matches
-from reliability.lab.serving import die_with_parent
+from reliability.tools import parent_death_signal
 
 REPO_ALERTS = Path(__file__).resolve().parents[2] / "alerts"
 
@@ -106,7 +106,7 @@ class Lab:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=self.keep_running,
-            preexec_fn=None if self.keep_running else die_with_parent,
+            preexec_fn=None if self.keep_running else parent_death_signal(signal.SIGKILL),
         )
         log.close()
         deadline = time.monotonic() + self.start_timeout_s

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reliability.lab.serving import die_with_parent
+from reliability.tools import parent_death_signal
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Component:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
+            preexec_fn=parent_death_signal(signal.SIGKILL),
             close_fds=True,
         )
         log.close()

@@ -15,7 +15,7 @@ from typing import Literal
 
 from reliability.errors import HarnessError, InputError
 from reliability.load.target import check_target
-from reliability.tools import free_port
+from reliability.tools import free_port, parent_death_signal
 
 Shape = Literal["steady", "ramp", "spike"]
 SHAPES = ("steady", "ramp", "spike")
@@ -126,7 +126,12 @@ class LoadRun:
                 # Own session = own process group, so stop() reaches gevent children too.
                 self.procs.append(
                     subprocess.Popen(
-                        cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=stderr
+                        cmd,
+                        env=env,
+                        start_new_session=True,
+                        stdout=subprocess.DEVNULL,
+                        stderr=stderr,
+                        preexec_fn=parent_death_signal(signal.SIGTERM),  # no load outliving the harness
                     )
                 )
         except OSError as exc:

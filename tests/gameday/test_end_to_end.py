@@ -8,6 +8,7 @@ subprocess, as a user or CI would run them.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -180,10 +181,12 @@ def test_interrupted_run_leaves_no_fault_behind(
         name="interrupt",
     )
     started = time.time()
+    # Own process group, so Ctrl-C and a crash can be delivered as a terminal or the kernel would.
     proc = subprocess.Popen(
-        [*CLI, "gameday", "run", str(scenario), "--out", str(tmp_path / "run")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        [*CLI, "gameday", "run", str(scenario), "--out", str(tmp_path / "run"), "--no-live"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         if phase == "baseline":
@@ -193,14 +196,20 @@ def test_interrupted_run_leaves_no_fault_behind(
             _wait_for(lambda: faults.lab_status(lab.state_file)["partitioned"] == ["us-east"], 60)
         else:
             _wait_for(lambda: '"name":"recovery"' in _read(tmp_path / "run" / "timeline.jsonl"), 90)
-        proc.send_signal(sig)
+        if sig == signal.SIGTERM:
+            proc.send_signal(sig)  # `kill PID`: the harness alone
+        else:
+            # Ctrl-C reaches the whole foreground group (harness and chaos child); a crash of the
+            # whole group (SIGKILL) leaves no code of ours running to undo anything.
+            os.killpg(proc.pid, sig)
         proc.wait(90)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
     if sig == signal.SIGKILL:
-        assert faults.lab_status(lab.state_file)["partitioned"] == ["us-east"]  # SIGKILL skips everything
+        _wait_for(lambda: not _processes_of(tmp_path), 30)  # load generator follows its parent
+        assert faults.lab_status(lab.state_file)["partitioned"] == ["us-east"]  # nothing rolled back
         recovered = run_cli("recover", str(Path(lab.state_file).parent))
         assert recovered.returncode == 0, recovered.stdout + recovered.stderr
         assert "undone" in recovered.stdout
@@ -209,7 +218,8 @@ def test_interrupted_run_leaves_no_fault_behind(
     assert_lab_clean(lab)
     if phase == "fault" and sig != signal.SIGKILL:
         assert events_between(tmp_path / "run", "partition_removed", started)
-    for child in subprocess.run(
-        ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True
-    ).stdout.split():
-        pytest.fail(f"process {child} of the interrupted run is still alive")
+    assert not _processes_of(tmp_path), "a process of the interrupted run is still alive"
+
+
+def _processes_of(directory: Path) -> list[str]:
+    return subprocess.run(["pgrep", "-f", str(directory)], capture_output=True, text=True).stdout.split()
