@@ -17,12 +17,14 @@ def build_reports(run_dir: Path, runbook_dir: Path | None = None) -> RunResult:
     """Analyse the run and write result.json, junit.xml, postmortem.md and report.html.
 
     Everything is rendered before anything is written, so a failure leaves the old reports intact.
-    `runbook_dir` defaults to `runbooks/` in the working directory when it exists.
+    `runbook_dir` defaults as for `reliability runbook`: $RELIABILITY_RUNBOOK_DIR, ./runbooks, or
+    the repository's.
     """
+    from reliability.runbooks.cli import runbook_dir as default_runbook_dir
+
     data = read_run(Path(run_dir))
     result = analyse(data)
-    if runbook_dir is None and Path("runbooks").is_dir():
-        runbook_dir = Path("runbooks")
+    runbook_dir = runbook_dir or default_runbook_dir(None)
     outputs = {
         "postmortem.md": render_postmortem(result, data.scenario, data.timeline, data.events, runbook_dir),
         "report.html": render_html(

@@ -41,8 +41,11 @@ Error budget spent by the game day: {{ pct(r.budget_spent) }} of the SLO period'
 | {{ t }} | {{ what }} |
 {% endfor %}
 ## Detection
-{% if r.alerts_fired %}Alerts that fired: {{ r.alerts_fired | join(", ") }}.\
-{% else %}No alert fired.{% endif %}
+{% if r.alerts_fired %}Alerts that fired (each with the runbook on-call would have followed):
+{% for alert in r.alerts_fired %}- {{ alert }}{% if alert in alert_links %}: \
+[{{ alert_links[alert][0] }}]({{ alert_links[alert][1] }}){% else %} (no runbook!){% endif %}
+{% endfor %}{% else %}No alert fired.
+{% endif %}
 Expected: {{ sc.objectives.expected_alerts | join(", ") or "(none set)" }}; \
 time to detect {{ fmt(r.ttd_seconds) }} s.
 
@@ -114,7 +117,23 @@ def action_items(r: RunResult, sc: Scenario, runbook_links: dict[str, str]) -> l
             )
     if r.error:
         items.append(f"Fix the harness failure: {r.error}")
+    if links and not items:
+        items.append(f"Walk the next on-call through the runbooks this game day exercised: {links}")
     return items
+
+
+def alert_runbook_links(alerts: list[str], runbook_dir: Path | None) -> dict[str, tuple[str, str]]:
+    """Alert that fired -> (runbook id, link)."""
+    if runbook_dir is None or not runbook_dir.is_dir() or not alerts:
+        return {}
+    from reliability.runbooks import runbooks_for_alerts
+
+    try:
+        return {
+            a: (rb.id, f"runbooks/{rb.id}.md") for a, rb in runbooks_for_alerts(alerts, runbook_dir).items()
+        }
+    except Exception:  # a broken runbook must not cost the run its post-mortem
+        return {}
 
 
 def runbook_links(sc: Scenario, alerts: list[str], runbook_dir: Path | None) -> dict[str, str]:
@@ -199,6 +218,7 @@ def render_postmortem(
         badly=badly,
         lucky=lucky,
         actions=action_items(r, sc, runbook_links(sc, r.alerts_fired, runbook_dir)),
+        alert_links=alert_runbook_links(r.alerts_fired, runbook_dir),
         fmt=_fmt,
         sig=lambda v: "n/a" if v is None else f"{v:.3g}",
         pct=lambda v: "n/a" if v is None else f"{v * 100:.4f}%",
