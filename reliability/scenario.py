@@ -95,6 +95,10 @@ class Phases(_Strict):
 
 class Objectives(_Strict):
     rto_max: Seconds | None = None
+    capacity_rto_max: Seconds | None = Field(
+        None,
+        description="Injection -> ready GPU nodes back at their pre-fault count (held), from Prometheus.",
+    )
     rpo_max: Seconds | None = None
     ttd_max: Seconds | None = None
     expected_alerts: list[str] = Field(default_factory=list)

@@ -21,7 +21,7 @@ from reliability.analysis.budget import budget_spent, budget_used, burn_rate
 from reliability.analysis.detection import ttd
 from reliability.analysis.impact import PhaseImpact, impact
 from reliability.analysis.objectives import ObjectiveResult, all_passed, verdicts
-from reliability.analysis.recovery import Recovery, rto, rto_from_series
+from reliability.analysis.recovery import Recovery, capacity_rto, rto, rto_from_series
 from reliability.analysis.rpo import Rpo, rpo
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "budget_spent",
     "budget_used",
     "burn_rate",
+    "capacity_rto",
     "impact",
     "rpo",
     "rto",

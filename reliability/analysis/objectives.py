@@ -30,6 +30,9 @@ def verdicts(
     rpo_seconds: float | None = None,
     budget_spent: float | None = None,
     expected_alerts: tuple[str, ...] = (),
+    capacity_rto_max: float | None = None,
+    capacity_rto_seconds: float | None = None,
+    capacity_recovery: str = "unknown",
 ) -> list[ObjectiveResult]:
     """One verdict per objective set (None = not set).
 
@@ -51,6 +54,17 @@ def verdicts(
             out.append(ObjectiveResult("rto", rto_max, None, "s", "fail", "did not recover"))
         else:
             out.append(_upper("rto", rto_max, rto_seconds, "s"))
+    if capacity_rto_max is not None:
+        if capacity_recovery == "no_impact":
+            out.append(
+                ObjectiveResult("capacity_rto", capacity_rto_max, None, "s", "no_data", "no capacity lost")
+            )
+        elif capacity_recovery != "recovered" or capacity_rto_seconds is None:
+            out.append(
+                ObjectiveResult("capacity_rto", capacity_rto_max, None, "s", "fail", "capacity not restored")
+            )
+        else:
+            out.append(_upper("capacity_rto", capacity_rto_max, capacity_rto_seconds, "s", "ready GPU nodes"))
     if rpo_max is not None:
         if rpo_seconds is None:
             out.append(ObjectiveResult("rpo", rpo_max, None, "s", "no_data", "no canary data"))

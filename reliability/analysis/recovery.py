@@ -37,9 +37,7 @@ def rto(
     requests = frame["requests"].astype(float)
     success = (requests - frame["failures"].astype(float)) / requests.where(requests > 0)
     good = (success >= objective).fillna(False)
-    last_failure = (
-        frame["last_failure_ts"].astype(float).to_numpy() if "last_failure_ts" in frame else None
-    )
+    last_failure = frame["last_failure_ts"].astype(float).to_numpy() if "last_failure_ts" in frame else None
     return _recovery(
         frame["ts"].to_numpy(dtype=float), good.to_numpy(dtype=bool), inject_ts, hold_s, last_failure
     )
@@ -53,6 +51,20 @@ def rto_from_series(
     frame = frame[frame["ts"] >= inject_ts]
     good = (frame["value"].astype(float) <= max_error_ratio).to_numpy(dtype=bool)
     return _recovery(frame["ts"].to_numpy(dtype=float), good, inject_ts, hold_s)
+
+
+def capacity_rto(series: pd.DataFrame, inject_ts: float, hold_s: float) -> Recovery:
+    """Time from injection until serving capacity (`value`, e.g. ready GPU nodes) is back at its level
+    just before the injection and stays there for `hold_s`. The client-visible RTO can be "no
+    impact" while a lost node is still being replaced; this is the capacity side of recovery."""
+    frame = with_ts(series).sort_values("ts")
+    before = frame[frame["ts"] < inject_ts]["value"].astype(float)
+    if before.empty:
+        return Recovery("no_impact", None)
+    baseline = float(before.iloc[-3:].max())
+    after = frame[frame["ts"] >= inject_ts]
+    good = (after["value"].astype(float) >= baseline).to_numpy(dtype=bool)
+    return _recovery(after["ts"].to_numpy(dtype=float), good, inject_ts, hold_s)
 
 
 def _recovery(

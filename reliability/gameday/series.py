@@ -30,6 +30,8 @@ SERIES: dict[str, str] = {
         'sum by (region, outcome) (rate(inference_canary_predictions_total{service="inference-api"}[5s]))'
     ),
     "gpu_up": "gpu_up",
+    # Serving capacity: GPU nodes passing their region gateway's readiness check, fleet-wide.
+    "ready_nodes": "sum(region_gateway_ready_nodes)",
     "store_role": "store_role",
     "store_last_applied_seq": "store_last_applied_seq",
 }

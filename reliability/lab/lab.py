@@ -179,11 +179,13 @@ def down_from_state(state_file: Path | str) -> list[str]:
     removed += [f"pid {pid}" for pid in kill_pids(leftovers)]
     fabric = state.get("fabric") or {}
     if fabric.get("mode") == "netns":
-        from reliability.lab.netns import NetnsFabric
+        from reliability.lab.netns import NetnsFabric, list_namespaces
 
         with contextlib.suppress(Exception):
-            NetnsFabric.from_state(fabric).teardown()
-            removed.append(f"netns fabric of lab {fabric.get('lab_id')}")
+            net = NetnsFabric.from_state(fabric)
+            existed = [ns for ns in list_namespaces() if ns in {net.namespace(r) for r in net.regions}]
+            net.teardown()  # also routes and links when the namespaces are already gone
+            removed += [f"netns {ns}" for ns in existed]
     if state.get("phase") != "down":
         state.update(phase="down", partitioned=[])
         for c in state.get("components", []):

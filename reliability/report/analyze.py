@@ -91,7 +91,8 @@ def analyse(data: RunData) -> RunResult:
     sc = data.scenario
     inject, end = fault_window(data)
     obj = sc.objectives
-    ttd = rto_s = rpo_s = budget = rto_prom = None
+    ttd = rto_s = rpo_s = budget = rto_prom = capacity_s = None
+    capacity_status = "unknown"
     recovery = "unknown"
     lost = None
     recovered_ts = None
@@ -112,6 +113,10 @@ def analyse(data: RunData) -> RunResult:
             rec = rto_prom
         if rec is not None:
             recovery, rto_s, recovered_ts = rec.status, rec.rto_seconds, rec.recovered_ts
+        capacity = data.series.get("ready_nodes")
+        if capacity is not None and not capacity.empty:
+            cap = analysis.capacity_rto(capacity, inject, sc.phases.recovered_hold)
+            capacity_status, capacity_s = cap.status, cap.rto_seconds
         if data.canary is not None:
             r = analysis.rpo(data.canary, inject, fault_landed(data, inject))
             if r is not None:
@@ -141,6 +146,9 @@ def analyse(data: RunData) -> RunResult:
         rpo_seconds=rpo_s,
         budget_spent=budget,
         expected_alerts=tuple(obj.expected_alerts),
+        capacity_rto_max=obj.capacity_rto_max,
+        capacity_rto_seconds=capacity_s,
+        capacity_recovery=capacity_status,
     )
     error = data.previous_error if inject is None or data.previous_error else None
     if inject is None and error is None:
@@ -152,6 +160,7 @@ def analyse(data: RunData) -> RunResult:
         ttd_seconds=ttd,
         rto_seconds=rto_s,
         rpo_seconds=rpo_s,
+        capacity_rto_seconds=capacity_s,
         budget_spent=budget,
         recovery=recovery,  # type: ignore[arg-type]
         rto_prometheus_seconds=rto_prom.rto_seconds if rto_prom is not None else None,

@@ -36,6 +36,9 @@ class RunResult(_Strict):
     ttd_seconds: float | None = None
     rto_seconds: float | None = None
     rpo_seconds: float | None = None
+    capacity_rto_seconds: float | None = Field(
+        None, description="Injection -> serving capacity (ready GPU nodes) restored and held."
+    )
     budget_spent: float | None = None
     recovery: Literal["recovered", "no_impact", "unrecovered", "unknown"] = "unknown"
     rto_prometheus_seconds: float | None = Field(None, description="RTO cross-checked on the Prometheus SLI.")

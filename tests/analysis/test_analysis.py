@@ -170,3 +170,18 @@ def test_recovery_is_placed_at_the_last_failure_within_its_second() -> None:
     assert result.rto_seconds == pytest.approx(8.3 - 5.1)
     without = rto(stats.drop(columns=["last_failure_ts"]), T0 + 5.1, objective=0.99, hold_s=3)
     assert without.rto_seconds == pytest.approx(9 - 5.1)
+
+
+def test_capacity_rto_from_ready_nodes() -> None:
+    from reliability.analysis import capacity_rto
+
+    ts = T0 + np.arange(30, dtype=float)
+    ready = np.full(30, 6.0)
+    ready[10:17] = 5.0  # a node lost at 10 s, its replacement ready at 17 s
+    series = pd.DataFrame({"timestamp": ts, "value": ready})
+    result = capacity_rto(series, T0 + 9.5, hold_s=3)
+    assert result.status == "recovered" and result.rto_seconds == pytest.approx(7.5)
+    assert capacity_rto(pd.DataFrame({"timestamp": ts, "value": 6.0}), T0 + 9.5, 3).status == "no_impact"
+    never = ready.copy()
+    never[10:] = 5.0
+    assert capacity_rto(pd.DataFrame({"timestamp": ts, "value": never}), T0 + 9.5, 3).status == "unrecovered"

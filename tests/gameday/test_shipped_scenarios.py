@@ -64,11 +64,22 @@ def test_shipped_scenario_passes_end_to_end(scenario: Path, tmp_path: Path) -> N
     result = json.loads((run_dir / "result.json").read_text())
     assert result["passed"] is True and result["scenario"] == scenario.stem
     assert all(o["verdict"] in ("pass", "no_data") for o in result["objectives"])
-    happened = {e["event"] for e in read_events(run_dir / "events.jsonl")}
+    events = read_events(run_dir / "events.jsonl")
+    happened = {e["event"] for e in events}
     assert EXPECTED_EVENTS[scenario.stem] <= happened, happened
     # The run's own lab is gone: no process refers to the run directory any more.
     left = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True).stdout.split()
     assert not left, f"processes left behind: {left}"
+    if scenario.stem == "gpu-node-loss":
+        # Capacity comes back when the replacement is ready; Prometheus sees it up to a scrape
+        # interval plus a health check later.
+        xid = next(e for e in events if e["event"] == "node_xid")
+        ready = next(e for e in events if e["event"] == "replacement_ready")
+        truth = ready["ts"] - xid["ts"]
+        assert truth - 0.5 <= result["capacity_rto_seconds"] <= truth + 2.5, (
+            result["capacity_rto_seconds"],
+            truth,
+        )
     html = (run_dir / "report.html").read_text()
     assert "plotly" in html.lower()
     postmortem = (run_dir / "postmortem.md").read_text()

@@ -112,3 +112,51 @@ def test_checkpoint_is_verified_before_serving(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="corrupt"):
         load_checkpoint(path, sha)
+
+
+def test_cli_up_status_down_from_the_readme(tmp_path: Path) -> None:
+    """The README's lab commands: up --detach, a prediction, status --json, down - nothing left."""
+    import json
+
+    import requests
+
+    cli = [sys.executable, "-m", "reliability.cli", "lab"]
+    workdir = tmp_path / "lab"
+    up = subprocess.run(
+        [
+            *cli,
+            "up",
+            "--detach",
+            "--isolation",
+            "proxy",
+            "--dir",
+            str(workdir),
+            "--slo",
+            str(Path(__file__).resolve().parents[2] / "slos" / "inference-api.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "endpoint:" in up.stdout and "prometheus:" in up.stdout
+        status = json.loads(
+            subprocess.run(
+                [*cli, "status", "--json", "--dir", str(workdir)], capture_output=True, text=True, timeout=60
+            ).stdout
+        )
+        assert status["phase"] == "ready" and status["isolation"] == "proxy"
+        r = requests.post(
+            f"{status['endpoint']}/v1/predict", json={"inputs": [[0.1, 0.2, 0.3, 0.4]]}, timeout=5
+        )
+        assert r.status_code == 200
+        pids = [c["pid"] for c in status["components"]]
+    finally:
+        down = subprocess.run(
+            [*cli, "down", "--dir", str(workdir)], capture_output=True, text=True, timeout=60
+        )
+    assert down.returncode == 0 and "lab down" in down.stdout
+    for pid in pids:
+        stat = Path(f"/proc/{pid}/stat")
+        assert not stat.exists() or stat.read_text().split(")")[-1].split()[0] == "Z"
