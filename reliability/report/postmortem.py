@@ -21,7 +21,9 @@ _TEMPLATE = """\
 ## Summary
 {{ sc.description or sc.name }}
 The injected fault {{ "was detected after %.1f s" % r.ttd_seconds if r.ttd_seconds is not none \
-else "was not detected by any expected alert" }}; service {{ recovery_text }}.
+else "was not detected by any expected alert" }}; service {{ recovery_text }}.\
+{% if r.capacity_rto_seconds is not none %} Serving capacity (ready GPU nodes) was back \
+{{ "%.1f" % r.capacity_rto_seconds }} s after injection.{% endif %}
 
 ## Impact
 | Phase | Requests | Failed | Error ratio | p50 ms | p95 ms | p99 ms |
