@@ -18,7 +18,7 @@ from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
 
 from reliability.lab.events import append_event
-from reliability.lab.serving import json_response, serve, spec_from_argv
+from reliability.lab.serving import json_response, serve, spec_from_argv, with_client_session
 
 SERVICE = "inference-api"
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -209,16 +209,7 @@ def build_app(gw: GlobalGateway) -> web.Application:
     app.router.add_route("*", "/store/{tail:.*}", gw.store)
     app.router.add_get("/readyz", gw.readyz)
     app.router.add_get("/healthz", gw.healthz)
-
-    async def background(_: web.Application):  # type: ignore[no-untyped-def]
-        gw.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        task = asyncio.create_task(gw.health_loop())
-        yield
-        task.cancel()
-        await gw.session.close()
-
-    app.cleanup_ctx.append(background)
-    return app
+    return with_client_session(app, gw, gw.health_loop)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import Counter, Gauge
 
 from reliability.lab.balancer import Backend, Balancer
-from reliability.lab.serving import json_response, serve, spec_from_argv
+from reliability.lab.serving import json_response, serve, spec_from_argv, with_client_session
 
 REQUESTS = Counter("region_gateway_requests", "Predictions answered by the region, by status.", ["code"])
 READY_NODES = Gauge("region_gateway_ready_nodes", "GPU nodes passing their readiness check.")
@@ -105,16 +105,7 @@ def build_app(gw: RegionGateway) -> web.Application:
     app.router.add_post("/v1/predict", gw.predict)
     app.router.add_get("/readyz", gw.readyz)
     app.router.add_get("/healthz", gw.healthz)
-
-    async def background(_: web.Application):  # type: ignore[no-untyped-def]
-        gw.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=False))
-        task = asyncio.create_task(gw.health_loop())
-        yield
-        task.cancel()
-        await gw.session.close()
-
-    app.cleanup_ctx.append(background)
-    return app
+    return with_client_session(app, gw, gw.health_loop)
 
 
 def main() -> None:

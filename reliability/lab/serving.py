@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
@@ -40,3 +42,25 @@ def serve(app: web.Application, host: str, port: int) -> None:
 
 async def sleep_forever() -> None:
     await asyncio.Event().wait()
+
+
+class SessionOwner(Protocol):
+    session: aiohttp.ClientSession | None
+
+
+def with_client_session(
+    app: web.Application, owner: SessionOwner, *loops: Callable[[], Awaitable[None]]
+) -> web.Application:
+    """Give `owner` one pooled client session for the app's lifetime and run its background loops
+    (health checks, replication) alongside the server; both end when the server stops."""
+
+    async def lifetime(_: web.Application) -> AsyncIterator[None]:
+        owner.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        tasks = [asyncio.create_task(loop()) for loop in loops]  # type: ignore[arg-type]
+        yield
+        for task in tasks:
+            task.cancel()
+        await owner.session.close()
+
+    app.cleanup_ctx.append(lifetime)
+    return app

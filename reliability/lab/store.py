@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import Counter, Gauge
 
-from reliability.lab.serving import json_response, serve, spec_from_argv
+from reliability.lab.serving import json_response, serve, spec_from_argv, with_client_session
 
 ROLE = Gauge("store_role", "1 for the role this replica has.", ["role"])
 LAG = Gauge("store_replication_lag_seconds", "How far this replica is behind the primary's acknowledgements.")
@@ -170,16 +170,7 @@ def build_app(replica: Replica) -> web.Application:
     app.router.add_post("/follow", replica.follow)
     app.router.add_get("/healthz", replica.healthz)
     app.router.add_get("/readyz", replica.healthz)
-
-    async def background(_: web.Application):  # type: ignore[no-untyped-def]
-        replica.session = aiohttp.ClientSession()
-        task = asyncio.create_task(replica.replicate_loop())
-        yield
-        task.cancel()
-        await replica.session.close()
-
-    app.cleanup_ctx.append(background)
-    return app
+    return with_client_session(app, replica, replica.replicate_loop)
 
 
 def main() -> None:
