@@ -377,9 +377,14 @@ class Supervisor:
         try:
             await asyncio.sleep(self.config.controller.provisioning_delay_s)
             if node.alive():
+                # A node declared lost but still running (hung, or an Xid node slower to die than the
+                # provisioning delay) is fenced off before its replacement takes its place.
                 self._killed_by_us.add(node.name)
                 node.proc.kill()  # type: ignore[union-attr]
                 await asyncio.to_thread(node.proc.wait)  # type: ignore[union-attr]
+                self.event(
+                    "node_killed", node=node.spec["id"], region=node.region, mode="fenced", pid=node.pid
+                )
             node.start(self.log_dir)
             self.node_status[node.name] = "replacing"
             self.event("replacement_started", node=node.spec["id"], region=node.region, pid=node.pid)

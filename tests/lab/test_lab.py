@@ -232,3 +232,24 @@ def test_lab_down_after_the_supervisor_was_killed_leaves_nothing(tmp_path: Path)
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))  # free again
     assert json.loads(lab.state_file.read_text())["phase"] == "down"
+
+
+def test_a_lost_node_that_is_still_running_is_fenced_before_its_replacement(tmp_path: Path) -> None:
+    """An Xid node that outlives the provisioning delay is killed by the controller, and the event
+    log says so, before the replacement takes its port."""
+    from reliability.lab import LabConfig
+
+    config = LabConfig.model_validate(
+        {
+            "model": {"warmup_s": 0.2},
+            "node": {"xid_die_after_s": 60},
+            "controller": {"provisioning_delay_s": 0.5},
+        }
+    )
+    with Lab(config, tmp_path / "lab", isolation="proxy", slo_files=[]) as lab:
+        faults.kill_node(lab.state_file, "eu-west-1", mode="xid79")
+        ready = wait_for(lambda: events_named(lab, "replacement_ready", node="eu-west-1"), timeout=20)[-1]
+        fenced = events_named(lab, "node_killed", node="eu-west-1")
+        started = events_named(lab, "replacement_started", node="eu-west-1")[-1]
+    assert [e["mode"] for e in fenced] == ["fenced"]
+    assert fenced[0]["mono"] <= started["mono"] < ready["mono"]
