@@ -116,7 +116,7 @@ def main() -> None:
             starts.append(time.monotonic() - t0)
     print(
         f"start to all-ready: {', '.join(f'{s:.2f}s' for s in starts)}",
-        f"(median {statistics.median(starts):.2f}s)"
+        f"(median {statistics.median(starts):.2f}s)",
     )
 
     with Lab(
@@ -128,7 +128,7 @@ def main() -> None:
         rss, pss = sum(m[0] for m in mem) / 1024, sum(m[1] for m in mem) / 1024
         print(
             f"idle memory of {len(pids)} processes ({lab.isolation} isolation):",
-            f"RSS {rss:.0f} MiB, PSS {pss:.0f} MiB"
+            f"RSS {rss:.0f} MiB, PSS {pss:.0f} MiB",
         )
 
         state = json.loads(lab.state_file.read_text())
