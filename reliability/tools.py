@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import random
 import shutil
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 from reliability.errors import HarnessError
 
@@ -21,11 +23,46 @@ def require_tool(name: str) -> str:
     return path
 
 
+# Ports handed out by this process: a port is picked once even before its server binds it.
+_handed_out: set[int] = set()
+_LOWEST_PORT = 10_000
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free right now on host (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """A TCP port free right now on host, below the kernel's ephemeral range.
+
+    A port inside that range can be taken by any outgoing connection - the lab's own health checks,
+    Prometheus' scrapes, Locust - between the moment it is picked and the moment its server binds it,
+    or while a replacement node is being provisioned on its predecessor's port. Below the range only
+    an explicit bind can take it."""
+    low, _ = ephemeral_port_range()
+    if low - _LOWEST_PORT >= 1000:
+        for _ in range(200):
+            port = random.randrange(_LOWEST_PORT, low)
+            if port not in _handed_out and _bindable(host, port):
+                _handed_out.add(port)
+                return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # odd kernel config: let it pick
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 _PR_SET_PDEATHSIG = 1

@@ -140,7 +140,15 @@ def after_activity_control(context: dict[str, Any], state: Any = None, **kwargs:
         type=context.get("type", ""),
         status=run.get("status", ""),
         output=_short(run.get("output")),
+        **({"error": _last_line(run["exception"])} if run.get("exception") else {}),
     )
+
+
+def _last_line(exception: Any) -> str:
+    """chaoslib keeps a failed activity's traceback as a list of lines; its last one says what failed."""
+    lines = [str(x) for x in exception] if isinstance(exception, list) else [str(exception)]
+    text = "".join(lines).strip()
+    return text.splitlines()[-1] if text else ""
 
 
 def _short(value: Any) -> Any:

@@ -225,5 +225,8 @@ def _finish(run: _Run, outcome: GameDayOutcome) -> None:
     if outcome.error:
         integrations.mark_error(run.rd.root, outcome.error)
         outcome.exit_code = 2
+    elif result.get("error"):  # e.g. the fault was never injected: nothing to judge
+        outcome.error = str(result["error"])
+        outcome.exit_code = 2
     else:
         outcome.exit_code = 0 if result.get("passed") else 1

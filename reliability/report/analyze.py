@@ -52,6 +52,21 @@ def fault_landed(data: RunData, inject: float | None) -> float | None:
     return None
 
 
+def failed_action(data: RunData) -> str | None:
+    """The first action of the experiment's method that failed, said as an error: the fault it was
+    meant to inject may not have happened, so the run cannot be judged (never "no visible impact")."""
+    for r in data.timeline:
+        if (
+            r.get("event") == "activity_end"
+            and r.get("phase") == "method"
+            and r.get("type") == "action"
+            and r.get("status") == "failed"
+        ):
+            why = f": {r['error']}" if r.get("error") else ""
+            return f"experiment action {r.get('name', '?')!r} failed, so its fault may not have been injected{why}"
+    return None
+
+
 def _after(record: dict[str, Any], ts: float | None) -> bool:
     return ts is not None and float(record.get("ts", 0.0)) >= ts
 
@@ -150,7 +165,7 @@ def analyse(data: RunData) -> RunResult:
         capacity_rto_seconds=capacity_s,
         capacity_recovery=capacity_status,
     )
-    error = data.previous_error if inject is None or data.previous_error else None
+    error = data.previous_error or failed_action(data)
     if inject is None and error is None:
         error = "no fault injection found in timeline.jsonl or events.jsonl"
     return RunResult(

@@ -144,6 +144,27 @@ def test_guardrail_aborts_and_rolls_back_within_its_window(lab: Lab, tmp_path: P
     assert_lab_clean(lab)
 
 
+def test_a_fault_that_could_not_be_injected_is_an_error_not_a_pass(lab: Lab, tmp_path: Path) -> None:
+    """A typo in the experiment's configuration must not read as "no visible impact"."""
+    scenario = write_scenario(
+        tmp_path,
+        lab,
+        "gpu-node-loss.yaml",
+        {"node": "us-east-9"},
+        {"baseline": "2s", "fault_hold": "2s", "recovery_max": "10s", "recovered_hold": "1s"},
+        {"rto_max": "30s"},
+        name="typo",
+    )
+    proc = run_cli("gate", str(scenario), "--out", str(tmp_path / "runs"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    run_dir = next((tmp_path / "runs").iterdir())
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["passed"] is False
+    assert "'kill-gpu-node' failed" in result["error"] and "us-east-9" in result["error"], result["error"]
+    assert "us-east-9" in proc.stdout + proc.stderr
+    assert_lab_clean(lab)
+
+
 def _read(path: Path) -> str:
     return path.read_text().replace(" ", "") if path.exists() else ""
 

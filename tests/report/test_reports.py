@@ -157,6 +157,27 @@ def test_no_impact_is_reported_as_such(tmp_path: Path) -> None:
     assert "showed no visible impact" in (tmp_path / "postmortem.md").read_text()
 
 
+def test_a_failed_injection_is_an_error_not_no_impact(tmp_path: Path) -> None:
+    write_run(tmp_path, Truth(inject_s=20, outage_s=0, detect_delay_s=5, rto_max=10))
+    failed = {
+        "ts": T0 + 20.01,
+        "event": "activity_end",
+        "phase": "method",
+        "type": "action",
+        "name": "kill-node",
+        "status": "failed",
+        "error": "HarnessError: no GPU node named us-east-9",
+    }
+    with (tmp_path / "timeline.jsonl").open("a") as f:
+        f.write("\n" + json.dumps(failed) + "\n")
+    result = build_reports(tmp_path)
+    assert not result.passed
+    assert result.error is not None
+    assert "'kill-node' failed" in result.error and "us-east-9" in result.error
+    suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("errors") == "1"
+
+
 def test_postmortem_sections_and_timeline(tmp_path: Path) -> None:
     truth = Truth(inject_s=20, outage_s=8, detect_delay_s=6, rto_max=30)
     write_run(tmp_path, truth)
