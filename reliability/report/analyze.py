@@ -63,7 +63,8 @@ def failed_action(data: RunData) -> str | None:
             and r.get("status") == "failed"
         ):
             why = f": {r['error']}" if r.get("error") else ""
-            return f"experiment action {r.get('name', '?')!r} failed, so its fault may not have been injected{why}"
+            name = r.get("name", "?")
+            return f"experiment action {name!r} failed, so its fault may not have been injected{why}"
     return None
 
 
