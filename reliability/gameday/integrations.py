@@ -6,16 +6,14 @@ are only loaded when a run gets that far.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from reliability.files import write_atomic, write_json_atomic
+from reliability.files import write_atomic
 from reliability.gameday.rundir import RunDir
 from reliability.gameday.target import TargetInfo
-from reliability.gameday.verdicts import junit_xml
 from reliability.scenario import Scenario, resolve
 
 
@@ -39,41 +37,28 @@ def start_load(
             workers=sc.load.workers,
         )
         stack.enter_context(load)
-        canary = _canary(info, rd)
-        if canary is not None:
-            stack.enter_context(canary)
+        stack.enter_context(_canary(info, rd))
         yield
 
 
 def _canary(info: TargetInfo, rd: RunDir) -> Any:
-    try:
-        from reliability.load import CanaryWriter  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+    from reliability.load import CanaryWriter
+
     return CanaryWriter(state_file=info.state_file, out_path=rd.canary_writes)
 
 
 def build_reports(run_dir: Path) -> dict[str, Any]:
     from reliability.report import build_reports as build
 
-    result = build(Path(run_dir))
-    if hasattr(result, "model_dump"):
-        return dict(result.model_dump())
-    return dict(result)
+    return build(Path(run_dir)).model_dump()
 
 
 def write_error_result(run_dir: Path, scenario: str, error: str) -> None:
-    """A run the harness could not finish: result.json says so, junit.xml carries an <error>."""
-    write_json_atomic(Path(run_dir) / "result.json", {"scenario": scenario, "passed": False, "error": error})
-    write_atomic(Path(run_dir) / "junit.xml", junit_xml([(scenario, [], error)]))
+    """A run the harness could not finish: result.json says so, junit.xml carries an <error>.
+    Reports built afterwards keep the error (`RunData.previous_error`)."""
+    from reliability.report import RunResult
+    from reliability.report.junit import junit_xml
 
-
-def mark_error(run_dir: Path, error: str) -> None:
-    path = Path(run_dir) / "result.json"
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    doc["passed"] = False
-    doc["error"] = error
-    write_json_atomic(path, doc)
+    result = RunResult(scenario=scenario, passed=False, error=error)
+    write_atomic(Path(run_dir) / "result.json", result.model_dump_json(indent=2) + "\n")
+    write_atomic(Path(run_dir) / "junit.xml", junit_xml(result))

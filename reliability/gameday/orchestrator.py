@@ -213,6 +213,8 @@ def _timeline(rd: RunDir) -> list[dict[str, Any]]:
 
 def _finish(run: _Run, outcome: GameDayOutcome) -> None:
     """Reports from whatever the run left; the exit code from the verdicts."""
+    if outcome.error:  # written first, so that the reports built next carry it
+        integrations.write_error_result(run.rd.root, run.scenario.name, outcome.error)
     try:
         result = integrations.build_reports(run.rd.root)
     except Exception as exc:  # a failed report is a harness failure, exit 2
@@ -222,11 +224,8 @@ def _finish(run: _Run, outcome: GameDayOutcome) -> None:
         return
     outcome.result = result
     outcome.postmortem = run.rd.postmortem if run.rd.postmortem.exists() else None
-    if outcome.error:
-        integrations.mark_error(run.rd.root, outcome.error)
-        outcome.exit_code = 2
-    elif result.get("error"):  # e.g. the fault was never injected: nothing to judge
-        outcome.error = str(result["error"])
+    if result.get("error"):  # a harness failure, or e.g. a fault that was never injected
+        outcome.error = outcome.error or str(result["error"])
         outcome.exit_code = 2
     else:
         outcome.exit_code = 0 if result.get("passed") else 1

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+from reliability.analysis import all_passed, verdicts
 from reliability.gameday.gate import combine_junit, gate_exit_code
 from reliability.gameday.live import recovered_at
 from reliability.gameday.orchestrator import GameDayOutcome
-from reliability.gameday.verdicts import Measurements, judge, junit_xml, passed
-from reliability.scenario import Objectives
+from reliability.report import ObjectiveVerdict, RunResult
+from reliability.report.junit import junit_xml
 
 
 def series(values: list[float | None]) -> list[tuple[float, float | None]]:
@@ -29,30 +30,43 @@ def test_a_relapse_restarts_recovery_and_silence_is_not_recovery() -> None:
 
 
 def test_verdicts_per_objective() -> None:
-    obj = Objectives(rto_max=30, ttd_max=10, expected_alerts=["A"], max_budget_spent=0.1, rpo_max=1)
     res = {
         r.name: r
-        for r in judge(obj, Measurements(ttd_seconds=12, rto_seconds=25, rpo_seconds=0.0, budget_spent=0.05))
+        for r in verdicts(
+            rto_max=30,
+            ttd_max=10,
+            rpo_max=1,
+            max_budget_spent=0.1,
+            expected_alerts=("A",),
+            ttd_seconds=12,
+            rto_seconds=25,
+            recovery="recovered",
+            rpo_seconds=0.0,
+            budget_spent=0.05,
+        )
     }
     assert res["ttd"].verdict == "fail" and res["rto"].verdict == "pass"
     assert res["rpo"].verdict == "pass" and res["budget_spent"].verdict == "pass"
-    assert not passed(list(res.values()))
+    assert not all_passed(list(res.values()))
 
 
 def test_never_detected_and_never_recovered_fail_while_no_impact_is_not_rto_zero() -> None:
-    obj = Objectives(rto_max=30, ttd_max=10, expected_alerts=["A"])
-    res = {r.name: r for r in judge(obj, Measurements(ttd_seconds=None, rto_seconds=None, recovered=False))}
+    res = {
+        r.name: r for r in verdicts(rto_max=30, ttd_max=10, expected_alerts=("A",), recovery="unrecovered")
+    }
     assert res["ttd"].verdict == "fail" and res["rto"].verdict == "fail"
-    quiet = judge(Objectives(rto_max=30), Measurements(rto_seconds=None, impact_visible=False))
+    quiet = verdicts(rto_max=30, recovery="no_impact")
     assert quiet[0].verdict == "no_data" and quiet[0].measured is None
+    assert all_passed(quiet)
 
 
 def test_junit_marks_failures_and_harness_errors(tmp_path: Path) -> None:
-    obj = Objectives(rto_max=30)
+    slow = verdicts(rto_max=30, rto_seconds=45, recovery="recovered")
     a = tmp_path / "a.xml"
-    a.write_text(junit_xml([("slow", judge(obj, Measurements(rto_seconds=45)), None)]))
+    objectives = [ObjectiveVerdict(**vars(r)) for r in slow]
+    a.write_text(junit_xml(RunResult(scenario="slow", passed=False, objectives=objectives)))
     b = tmp_path / "b.xml"
-    b.write_text(junit_xml([("broken", [], "lab would not start")]))
+    b.write_text(junit_xml(RunResult(scenario="broken", passed=False, error="lab would not start")))
     merged = ET.fromstring(combine_junit([a, b, tmp_path / "missing.xml"]).split("\n", 1)[1])
     suites = {s.get("name"): s for s in merged.iter("testsuite")}
     assert suites["slow"].get("failures") == "1"
