@@ -27,7 +27,7 @@ from reliability.gameday import integrations
 from reliability.gameday.interrupts import RunInterrupted, interrupts
 from reliability.gameday.live import LiveStats, LiveView, recovered_at
 from reliability.gameday.rundir import RunDir
-from reliability.gameday.series import pull_series
+from reliability.gameday.series import SERIES, pull_series
 from reliability.gameday.target import LabTarget, TargetInfo
 from reliability.scenario import Scenario, load_scenario, resolve
 
@@ -78,8 +78,14 @@ class _Run:
 
 def prepare(scenario_path: Path) -> Scenario:
     """Everything that can be checked before anything starts (InputError -> exit 2)."""
+    from reliability.lab.config import load_lab_config
+    from reliability.slo import load_slo_files
+
     scenario = load_scenario(scenario_path)
     validate_experiment(resolve(scenario_path, scenario.experiment.file), scenario.experiment.configuration)
+    load_slo_files([resolve(scenario_path, s) for s in scenario.slos])
+    if scenario.target.config:
+        load_lab_config(resolve(scenario_path, scenario.target.config))
     return scenario
 
 
@@ -133,9 +139,12 @@ def _execute(run: _Run, outcome: GameDayOutcome) -> None:
                 journal = chaos.journal()
                 run.mark("recovery", chaos_exit=chaos.poll(), journal_status=(journal or {}).get("status"))
                 objective, hold = sc.slo_objective, sc.phases.recovered_hold
+                # Recovered means held within objective *after* the fault was removed, so the
+                # "after" picture always has `recovered_hold` seconds of traffic in it.
+                since = time.time()
                 run.wait(
                     sc.phases.recovery_max,
-                    until=lambda: recovered_at(_samples(run), objective, hold) is not None,
+                    until=lambda: recovered_at(_samples(run, since), objective, hold) is not None,
                 )
                 run.mark("observed")
         finally:
@@ -147,12 +156,12 @@ def _burn_query(sc: Scenario) -> str:
     return f"({error_ratio_query('10s')}) / {1.0 - sc.slo_objective:g}"
 
 
-def _samples(run: _Run) -> list[tuple[float, float | None]]:
+def _samples(run: _Run, since: float = 0.0) -> list[tuple[float, float | None]]:
+    """Per-second SLI samples of whole seconds from `since` on."""
     if run.stats is None:
         return []
-    if run.scenario.sli == "quality":
-        return run.stats.quality_samples()
-    return run.stats.success_samples()
+    samples = run.stats.quality_samples() if run.scenario.sli == "quality" else run.stats.success_samples()
+    return [(t, v) for t, v in samples if t >= since]
 
 
 def _start_chaos(run: _Run, info: TargetInfo) -> ExperimentProcess:
@@ -200,7 +209,9 @@ def _collect(run: _Run, info: TargetInfo) -> None:
         shutil.copyfile(ledger, run.rd / "fault-ledger.jsonl")
     try:
         first = min((r["ts"] for r in _timeline(run.rd)), default=time.time() - 3600)
-        pull_series(info.prometheus_url, run.rd.series, first - 5, time.time())
+        written = pull_series(info.prometheus_url, run.rd.series, first - 5, time.time())
+        if failed := sorted(set(SERIES) - set(written)):
+            append_record(run.rd.timeline, {**stamp(), "event": "series_query_failed", "series": failed})
     except Exception as exc:  # the run's own data must survive a Prometheus hiccup
         append_record(run.rd.timeline, {**stamp(), "event": "series_pull_failed", "error": str(exc)})
 

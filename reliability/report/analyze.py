@@ -68,6 +68,17 @@ def failed_action(data: RunData) -> str | None:
     return None
 
 
+def missing_series(data: RunData) -> str | None:
+    """A measurement an objective needs whose Prometheus series was not pulled: the objective
+    cannot be judged (an absent ALERTS series must not read as "the alert never fired")."""
+    obj = data.scenario.objectives
+    needs = {"alerts": obj.ttd_max is not None, "ready_nodes": obj.capacity_rto_max is not None}
+    missing = [name for name, needed in needs.items() if needed and name not in data.series]
+    if not missing:
+        return None
+    return f"series/{', '.join(m + '.csv' for m in missing)} missing (Prometheus query failed?): cannot judge"
+
+
 def _after(record: dict[str, Any], ts: float | None) -> bool:
     return ts is not None and float(record.get("ts", 0.0)) >= ts
 
@@ -166,7 +177,7 @@ def analyse(data: RunData) -> RunResult:
         capacity_rto_seconds=capacity_s,
         capacity_recovery=capacity_status,
     )
-    error = data.previous_error or failed_action(data)
+    error = data.previous_error or failed_action(data) or missing_series(data)
     if inject is None and error is None:
         error = "no fault injection found in timeline.jsonl or events.jsonl"
     return RunResult(

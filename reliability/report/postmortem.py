@@ -49,7 +49,8 @@ Error budget spent by the game day: {{ pct(r.budget_spent) }} of the SLO period'
 {% endfor %}{% else %}No alert fired.
 {% endif %}
 Expected: {{ sc.objectives.expected_alerts | join(", ") or "(none set)" }}; \
-time to detect {{ fmt(r.ttd_seconds) }} s.
+time to detect {{ fmt(r.ttd_seconds) }} s.{% if silent %} Expected but never fired: \
+{{ silent | join(", ") }}.{% endif %}
 
 ## Root cause
 The fault injected on purpose by the experiment `{{ sc.experiment.file }}` (this was a game day).
@@ -121,7 +122,18 @@ def action_items(r: RunResult, sc: Scenario, runbook_links: dict[str, str]) -> l
         items.append(f"Fix the harness failure: {r.error}")
     if links and not items:
         items.append(f"Walk the next on-call through the runbooks this game day exercised: {links}")
+    if r.inject_ts is not None and not r.error:
+        for alert in silent_alerts(r, sc):
+            items.append(
+                f"Find out why {alert} never fired during the fault (a `for:` or threshold too slow "
+                "for this failure, or a detection gap)"
+            )
     return items
+
+
+def silent_alerts(r: RunResult, sc: Scenario) -> list[str]:
+    """Alerts the scenario expected that never fired."""
+    return [a for a in sc.objectives.expected_alerts if a not in r.alerts_fired]
 
 
 def alert_runbook_links(alerts: list[str], runbook_dir: Path | None) -> dict[str, tuple[str, str]]:
@@ -221,6 +233,7 @@ def render_postmortem(
         lucky=lucky,
         actions=action_items(r, sc, runbook_links(sc, r.alerts_fired, runbook_dir)),
         alert_links=alert_runbook_links(r.alerts_fired, runbook_dir),
+        silent=silent_alerts(r, sc),
         fmt=_fmt,
         sig=lambda v: "n/a" if v is None else f"{v:.3g}",
         pct=lambda v: "n/a" if v is None else f"{v * 100:.4f}%",

@@ -111,6 +111,27 @@ def test_cli_invalid_scenario_exits_2_with_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()  # nothing half-written
 
 
+def test_cli_bad_lab_config_of_a_scenario_exits_2_before_anything_runs(tmp_path: Path) -> None:
+    """The scenario's own files (experiment, SLOs, lab config) are all checked up front."""
+    shipped = yaml.safe_load((REPO / "scenarios" / "gpu-node-loss.yaml").read_text())
+    shipped["slos"] = [str(REPO / "scenarios" / "slos" / "inference-gameday.yaml")]
+    shipped["experiment"]["file"] = str(REPO / "experiments" / "gpu-node-loss.yaml")
+    (tmp_path / "lab.yaml").write_text("controller:\n  provisioning_delay: 5\n")
+    shipped["target"]["config"] = "lab.yaml"
+    path = write(tmp_path, shipped)
+    out = subprocess.run(
+        [sys.executable, "-m", "reliability.cli", "gate", str(path), "--out", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert out.returncode == 2, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "lab.yaml" in lines[0] and "provisioning_delay" in lines[0], lines
+    assert not (tmp_path / "runs").exists()
+
+
 def test_cli_gate_checks_every_scenario_before_running_any(tmp_path: Path) -> None:
     good = REPO / "scenarios" / "gpu-node-loss.yaml"
     bad = write(tmp_path, minimal(tmp_path, name="Bad Name"))

@@ -178,6 +178,14 @@ def test_a_failed_injection_is_an_error_not_no_impact(tmp_path: Path) -> None:
     assert suite is not None and suite.get("errors") == "1"
 
 
+def test_a_missing_alerts_series_is_an_error_not_an_alert_that_never_fired(tmp_path: Path) -> None:
+    write_run(tmp_path, Truth(inject_s=20, outage_s=8, detect_delay_s=6, rto_max=30))
+    (tmp_path / "series" / "alerts.csv").unlink()
+    result = build_reports(tmp_path)
+    assert not result.passed
+    assert result.error is not None and "series/alerts.csv missing" in result.error
+
+
 def test_postmortem_sections_and_timeline(tmp_path: Path) -> None:
     truth = Truth(inject_s=20, outage_s=8, detect_delay_s=6, rto_max=30)
     write_run(tmp_path, truth)
@@ -189,6 +197,19 @@ def test_postmortem_sections_and_timeline(tmp_path: Path) -> None:
     order = [timeline.index(s) for s in ("**fault injected**", "**detected**", "**recovered**")]
     assert order == sorted(order)
     assert "GPUNodeDown" in md.split("## Detection")[1]
+    assert "never fired" not in md
+
+
+def test_an_expected_alert_that_never_fired_is_an_action_item(tmp_path: Path) -> None:
+    write_run(tmp_path, Truth(inject_s=20, outage_s=8, detect_delay_s=6, rto_max=30))
+    doc = yaml.safe_load((tmp_path / "scenario.yaml").read_text())
+    doc["objectives"]["expected_alerts"] = ["GPUNodeDown", "GPUXidErrors"]
+    (tmp_path / "scenario.yaml").write_text(yaml.safe_dump(doc))
+    result = build_reports(tmp_path)
+    assert result.passed  # detected by the first of them, in time
+    md = (tmp_path / "postmortem.md").read_text()
+    assert "Expected but never fired: GPUXidErrors." in md.split("## Detection")[1]
+    assert "Find out why GPUXidErrors never fired" in md.split("## Action items")[1]
 
 
 def test_html_is_self_contained_with_marks(tmp_path: Path) -> None:
