@@ -126,6 +126,25 @@ def test_ttd_first_firing_of_expected_alert(delay: float) -> None:
     assert ttd(alerts, inject, ["InferenceAPIHighErrorRate", "GPUNodeDown"]) == pytest.approx(delay)
 
 
+def test_ttd_ignores_an_alert_already_firing_when_the_fault_went_in() -> None:
+    inject = T0 + 100
+
+    def firing(start: float, end: float, name: str = "InferenceAPIHighErrorRate") -> list[dict]:
+        n = int((end - start) / 0.25)
+        return [{"ts": start + i * 0.25, "alertname": name, "alertstate": "firing"} for i in range(n)]
+
+    # Firing since before the fault and still firing: not a detection of this fault.
+    ongoing = pd.DataFrame(firing(T0 + 60, inject + 30))
+    assert ttd(ongoing, inject, ["InferenceAPIHighErrorRate"]) is None
+    # Resolved, then fires again 4 s after the injection: that is the detection.
+    again = pd.DataFrame(firing(T0 + 60, inject - 5) + firing(inject + 4, inject + 30))
+    assert ttd(again, inject, ["InferenceAPIHighErrorRate"]) == pytest.approx(4.0)
+    # Same alert name, another label set (another region) starting after the fault: detected.
+    other = pd.DataFrame(firing(inject + 2, inject + 9)).assign(region="eu-west")
+    both = pd.concat([ongoing.assign(region="us-east"), other])
+    assert ttd(both, inject, ["InferenceAPIHighErrorRate"]) == pytest.approx(2.0)
+
+
 def test_ttd_none_when_never_fired() -> None:
     alerts = pd.DataFrame([{"timestamp": T0 + 5, "alertname": "X", "alertstate": "pending"}])
     assert ttd(alerts, T0, ["X"]) is None
