@@ -27,7 +27,7 @@ from reliability.gameday import integrations
 from reliability.gameday.interrupts import RunInterrupted, interrupts
 from reliability.gameday.live import LiveStats, LiveView, recovered_at
 from reliability.gameday.rundir import RunDir
-from reliability.gameday.series import SERIES, pull_series
+from reliability.gameday.series import RATE_WINDOW_S, SERIES, pull_series
 from reliability.gameday.target import LabTarget, TargetInfo
 from reliability.scenario import Scenario, load_scenario, resolve
 
@@ -133,6 +133,7 @@ def _execute(run: _Run, outcome: GameDayOutcome) -> None:
                 run.mark("baseline")
                 run.wait(sc.phases.baseline)
                 run.mark("chaos")
+                chaos_since = time.time()
                 chaos = _start_chaos(run, info)
                 if not run.wait(sc.phases.fault_hold + CHAOS_MARGIN, until=lambda: chaos.poll() is not None):
                     raise HarnessError(f"chaos experiment still running after {CHAOS_MARGIN}s past its hold")
@@ -147,6 +148,10 @@ def _execute(run: _Run, outcome: GameDayOutcome) -> None:
                     until=lambda: recovered_at(_samples(run, since), objective, hold) is not None,
                 )
                 run.mark("observed")
+                if sc.sli == "availability" and _saw_impact(_samples(run, chaos_since), objective):
+                    # Prometheus' SLI is a rate over RATE_WINDOW_S and sees the recovery that much
+                    # later: keep the load on so its cross-check of the RTO has its hold too.
+                    run.wait(RATE_WINDOW_S + 1)
         finally:
             _make_safe(run, chaos, info, outcome)
             _collect(run, info)
@@ -154,6 +159,10 @@ def _execute(run: _Run, outcome: GameDayOutcome) -> None:
 
 def _burn_query(sc: Scenario) -> str:
     return f"({error_ratio_query('10s')}) / {1.0 - sc.slo_objective:g}"
+
+
+def _saw_impact(samples: list[tuple[float, float | None]], objective: float) -> bool:
+    return any(v is not None and v < objective for _, v in samples)
 
 
 def _samples(run: _Run, since: float = 0.0) -> list[tuple[float, float | None]]:

@@ -15,12 +15,16 @@ from prometheus_api_client import PrometheusConnect
 
 from reliability.files import write_atomic
 
+# The rate window of the per-region and quality series: Prometheus' view of the SLI trails the load
+# generator's by about this much.
+RATE_WINDOW_S = 5
+
 # name -> PromQL. SLI recording rules follow Sloth's names (slo:sli_error:ratio_rate<window>).
 SERIES: dict[str, str] = {
     "alerts": "ALERTS",
     "sli_error_ratio": '{__name__=~"slo:sli_error:ratio_rate.*"}',
     "requests_by_region": (
-        'sum by (region, code) (rate(inference_requests_total{service="inference-api"}[5s]))'
+        f'sum by (region, code) (rate(inference_requests_total{{service="inference-api"}}[{RATE_WINDOW_S}s]))'
     ),
     "latency_p99": (
         "histogram_quantile(0.99, sum by (le) "

@@ -219,6 +219,7 @@ def render_postmortem(
         "The experiment's rollback removed the fault"
         + (f" at {_utc(r.fault_end_ts)} UTC" if r.fault_end_ts else "")
         + f"; the service {recovery_text}."
+        + _cross_check(r)
     )
     env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     return env.from_string(_TEMPLATE).render(
@@ -237,6 +238,17 @@ def render_postmortem(
         fmt=_fmt,
         sig=lambda v: "n/a" if v is None else f"{v:.3g}",
         pct=lambda v: "n/a" if v is None else f"{v * 100:.4f}%",
+    )
+
+
+def _cross_check(r: RunResult) -> str:
+    """The RTO as Prometheus saw it, beside the load generator's (its SLI is a rate over a few
+    seconds, so it trails by about that window)."""
+    if r.rto_seconds is None or r.rto_prometheus_seconds is None:
+        return ""
+    return (
+        f" Cross-check: Prometheus' SLI was back within objective {r.rto_prometheus_seconds:.1f} s after "
+        f"injection (load generator: {r.rto_seconds:.1f} s)."
     )
 
 

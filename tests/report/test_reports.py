@@ -198,6 +198,7 @@ def test_postmortem_sections_and_timeline(tmp_path: Path) -> None:
     assert order == sorted(order)
     assert "GPUNodeDown" in md.split("## Detection")[1]
     assert "never fired" not in md
+    assert "Cross-check: Prometheus' SLI was back within objective 8.0 s" in md.split("## Resolution")[1]
 
 
 def test_an_expected_alert_that_never_fired_is_an_action_item(tmp_path: Path) -> None:
