@@ -91,6 +91,9 @@ def test_rto_and_ttd_match_the_event_log_and_the_gate_decides(
     # Every us-east request fails from the moment the fault lands until it is cleared: that is the truth.
     truth_rto = cleared["ts"] - fault_set["ts"]
     assert abs(result["rto_seconds"] - truth_rto) <= 1.0, (result["rto_seconds"], truth_rto)
+    # Prometheus' SLI (a 5 s rate) agrees, trailing by at most its window.
+    assert result["rto_prometheus_seconds"] is not None
+    assert -1.0 <= result["rto_prometheus_seconds"] - result["rto_seconds"] <= 6.5, result
     assert abs(result["inject_ts"] - fault_set["ts"]) <= 1.0
     # Prometheus' own record of the alert (raw evaluation samples), against the lab's fault time.
     truth_ttd = first_firing(lab, "InferenceAPIHighErrorRate", fault_set["ts"]) - fault_set["ts"]
