@@ -147,11 +147,11 @@ def _execute(run: _Run, outcome: GameDayOutcome) -> None:
                     sc.phases.recovery_max,
                     until=lambda: recovered_at(_samples(run, since), objective, hold) is not None,
                 )
-                run.mark("observed")
                 if sc.sli == "availability" and _saw_impact(_samples(run, chaos_since), objective):
                     # Prometheus' SLI is a rate over RATE_WINDOW_S and sees the recovery that much
                     # later: keep the load on so its cross-check of the RTO has its hold too.
                     run.wait(RATE_WINDOW_S + 1)
+                run.mark("observed")
         finally:
             _make_safe(run, chaos, info, outcome)
             _collect(run, info)
