@@ -21,11 +21,15 @@ class PhaseImpact:
 
 def impact(stats: pd.DataFrame, fault_start: float, fault_end: float) -> dict[str, PhaseImpact]:
     """Totals per phase. Latency percentiles of a phase are the request-weighted mean of the
-    per-second percentiles (the raw samples are not kept), and the worst second for p99."""
+    per-second percentiles (the raw samples are not kept), and the worst second for p99.
+
+    A row covers the second [ts, ts + 1). The second the fault landed in belongs to "during"
+    (its failures are the fault's, not the baseline's), as does the second it was removed in."""
     frame = with_ts(stats)
+    ends = frame["ts"] + 1.0
     phases = {
-        "before": frame[frame["ts"] < fault_start],
-        "during": frame[(frame["ts"] >= fault_start) & (frame["ts"] < fault_end)],
+        "before": frame[ends <= fault_start],
+        "during": frame[(ends > fault_start) & (frame["ts"] < fault_end)],
         "after": frame[frame["ts"] >= fault_end],
     }
     return {name: _phase(part) for name, part in phases.items()}

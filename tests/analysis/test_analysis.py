@@ -181,6 +181,15 @@ def test_impact_splits_phases() -> None:
     assert out["during"].p95_ms > out["before"].p95_ms
 
 
+def test_the_second_the_fault_lands_in_is_not_baseline() -> None:
+    # Injected 0.3 s into second 10: that second's failures are the fault's, not the baseline's.
+    stats = load_frame(30, [(10, 20)], rps=10, fail_share=0.5)
+    out = impact(stats, T0 + 10.3, T0 + 19.6)
+    assert (out["before"].requests, out["before"].failures) == (100, 0)
+    assert (out["during"].requests, out["during"].failures) == (100, 50)
+    assert out["after"].requests == 100
+
+
 def test_recovery_is_placed_at_the_last_failure_within_its_second() -> None:
     stats = load_frame(20, [(5, 9)], rps=10, fail_share=1.0)
     stats["last_failure_ts"] = np.where(stats["failures"] > 0, stats["ts"] + 0.3, np.nan)
