@@ -1,9 +1,11 @@
 """Game-day reports, rebuilt from the files of a run directory.
 
 Public API:
-- `build_reports(run_dir, runbook_dir=None) -> RunResult`: analyses the run directory
-  (docs/architecture.md layout) and writes `result.json`, `junit.xml`, `postmortem.md`,
-  `report.html` (self-contained, plotly inlined). Bad/missing inputs -> `InputError`.
+- `build_reports(run_dir, runbook_dir=None, runbook_base_url=None) -> RunResult`: analyses the run
+  directory (docs/architecture.md layout) and writes `result.json`, `junit.xml`, `postmortem.md`,
+  `report.html` (self-contained, plotly inlined). Bad/missing inputs -> `InputError`. Runbooks are
+  linked at the configured base URL ($RELIABILITY_RUNBOOK_BASE_URL), else as the runbook files
+  relative to the run directory (`reliability.report.links`).
 - `RunResult` (pydantic, extra="forbid"): the `result.json` format - scenario, passed,
   objectives [name, target, measured, unit, verdict, detail], ttd_seconds, rto_seconds,
   rpo_seconds, budget_spent, recovery ("recovered" | "no_impact" | "unrecovered" | "unknown"),

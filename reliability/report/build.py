@@ -5,34 +5,41 @@ from __future__ import annotations
 from pathlib import Path
 
 from reliability.files import write_atomic
-from reliability.report.analyze import DEFAULT_PERIOD_S, analyse
+from reliability.report.analyze import analyse
 from reliability.report.html import render_html
 from reliability.report.junit import junit_xml
+from reliability.report.links import find_runbook_links
 from reliability.report.model import RunResult
 from reliability.report.postmortem import render_postmortem
 from reliability.report.rundir import read_run
 
 
-def build_reports(run_dir: Path, runbook_dir: Path | None = None) -> RunResult:
+def build_reports(
+    run_dir: Path, runbook_dir: Path | None = None, runbook_base_url: str | None = None
+) -> RunResult:
     """Analyse the run and write result.json, junit.xml, postmortem.md and report.html.
 
     Everything is rendered before anything is written, so a failure leaves the old reports intact.
     `runbook_dir` defaults as for `reliability runbook`: $RELIABILITY_RUNBOOK_DIR, ./runbooks, or
-    the repository's.
+    the repository's. Runbooks are linked at `runbook_base_url` ($RELIABILITY_RUNBOOK_BASE_URL) when
+    one is configured, else as files relative to the run directory.
     """
     from reliability.runbooks.cli import runbook_dir as default_runbook_dir
+    from reliability.runbooks.links import configured_base_url
 
     data = read_run(Path(run_dir))
     result = analyse(data)
-    runbook_dir = runbook_dir or default_runbook_dir(None)
+    links = find_runbook_links(
+        result.alerts_fired,
+        data.scenario.objectives.runbooks,
+        runbook_dir or default_runbook_dir(None),
+        data.root,
+        configured_base_url(runbook_base_url),
+    )
     outputs = {
-        "postmortem.md": render_postmortem(result, data.scenario, data.timeline, data.events, runbook_dir),
+        "postmortem.md": render_postmortem(result, data.scenario, data.timeline, data.events, links),
         "report.html": render_html(
-            result,
-            data.load,
-            data.series.get("requests_by_region"),
-            data.scenario.slo_objective,
-            DEFAULT_PERIOD_S,
+            result, data.scenario, data.load, data.series.get("requests_by_region"), links
         ),
         "junit.xml": junit_xml(result),
         # result.json last: it is what `gate` reads, so it only appears once the rest is there.

@@ -4,12 +4,21 @@ from the objective verdicts, so the document never claims more than was measured
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, StrictUndefined
 
+from reliability.report.links import RunbookLinks
 from reliability.report.model import ObjectiveVerdict, RunResult
+from reliability.report.summary import (
+    fmt,
+    pct,
+    recovery_text,
+    silent_alerts,
+    summary_sentence,
+    utc,
+    with_unit,
+)
 from reliability.scenario import Scenario
 
 _TEMPLATE = """\
@@ -20,10 +29,7 @@ _TEMPLATE = """\
 
 ## Summary
 {{ sc.description or sc.name }}
-The injected fault {{ "was detected after %.1f s" % r.ttd_seconds if r.ttd_seconds is not none \
-else "was not detected by any expected alert" }}; service {{ recovery_text }}.\
-{% if r.capacity_rto_seconds is not none %} Serving capacity (ready GPU nodes) was back \
-{{ "%.1f" % r.capacity_rto_seconds }} s after injection.{% endif %}
+{{ summary }}
 
 ## Impact
 | Phase | Requests | Failed | Error ratio | p50 ms | p95 ms | p99 ms |
@@ -53,7 +59,7 @@ time to detect {{ fmt(r.ttd_seconds) }} s.{% if silent %} Expected but never fir
 {{ silent | join(", ") }}.{% endif %}
 
 ## Root cause
-The fault injected on purpose by the experiment `{{ sc.experiment.file }}` (this was a game day).
+{{ root_cause }}
 
 ## Resolution
 {{ resolution }}
@@ -62,7 +68,7 @@ The fault injected on purpose by the experiment `{{ sc.experiment.file }}` (this
 | Objective | Target | Measured | Verdict |
 |---|---|---|---|
 {% for o in r.objectives -%}
-| {{ o.name }} | {{ sig(o.target) }} {{ o.unit }} | {{ sig(o.measured) }} {{ o.unit }} | {{ o.verdict }}\
+| {{ o.name }} | {{ with_unit(o.target, o.unit) }} | {{ with_unit(o.measured, o.unit) }} | {{ o.verdict }}\
 {% if o.detail %} ({{ o.detail }}){% endif %} |
 {% endfor %}
 ## Lessons learned
@@ -95,8 +101,7 @@ def lessons(objectives: list[ObjectiveVerdict]) -> tuple[list[str], list[str], l
     """(went well, went badly, got lucky) from the verdicts."""
     well, badly, lucky = [], [], []
     for o in objectives:
-        measured = "n/a" if o.measured is None else f"{o.measured:.3g} {o.unit}"
-        line = f"{o.name}: {measured} against a limit of {o.target:g} {o.unit}"
+        line = f"{o.name}: {with_unit(o.measured, o.unit)} against a limit of {o.target:g} {o.unit}"
         if o.detail:
             line += f" ({o.detail})"
         if o.verdict == "fail":
@@ -131,46 +136,6 @@ def action_items(r: RunResult, sc: Scenario, runbook_links: dict[str, str]) -> l
     return items
 
 
-def silent_alerts(r: RunResult, sc: Scenario) -> list[str]:
-    """Alerts the scenario expected that never fired."""
-    return [a for a in sc.objectives.expected_alerts if a not in r.alerts_fired]
-
-
-def alert_runbook_links(alerts: list[str], runbook_dir: Path | None) -> dict[str, tuple[str, str]]:
-    """Alert that fired -> (runbook id, link)."""
-    if runbook_dir is None or not runbook_dir.is_dir() or not alerts:
-        return {}
-    from reliability.runbooks import runbooks_for_alerts
-
-    try:
-        return {
-            a: (rb.id, f"runbooks/{rb.id}.md") for a, rb in runbooks_for_alerts(alerts, runbook_dir).items()
-        }
-    except Exception:  # a broken runbook must not cost the run its post-mortem
-        return {}
-
-
-def runbook_links(sc: Scenario, alerts: list[str], runbook_dir: Path | None) -> dict[str, str]:
-    """Runbook id -> link: the runbooks of alerts that fired (runbook engineer's index), then the
-    scenario's own list."""
-    links: dict[str, str] = {}
-    if runbook_dir is not None and runbook_dir.is_dir() and alerts:
-        try:
-            from reliability.runbooks import runbooks_for_alerts
-
-            for rb in runbooks_for_alerts(alerts, runbook_dir).values():
-                links[rb.id] = f"runbooks/{rb.id}.md"
-        except Exception:
-            pass
-    for rid in sc.objectives.runbooks:
-        links.setdefault(rid, f"runbooks/{rid}.md")
-    return links
-
-
-def _utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%H:%M:%S.%f")[:-3]
-
-
 def timeline_rows(
     r: RunResult, timeline: list[dict[str, Any]], events: list[dict[str, Any]]
 ) -> list[tuple[str, str]]:
@@ -198,7 +163,67 @@ def timeline_rows(
     ):
         if ts is not None:
             rows.append((ts, f"**{what}**"))
-    return [(_utc(ts), what) for ts, what in sorted(rows)]
+    return [(utc(ts), what) for ts, what in sorted(rows)]
+
+
+def _format_args(args: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in args.items())
+
+
+def _ts(record: dict[str, Any]) -> float | None:
+    ts = record.get("ts")
+    return float(ts) if isinstance(ts, int | float) else None
+
+
+def _undoes(cleared: dict[str, Any], injected_args: dict[str, Any]) -> bool:
+    """Whether a `fault_cleared` record undid a fault injected with these arguments: `heal` undoes
+    every fault; the targeted undos (`restore_model`, `heal_partition`) name the fault's target."""
+    if cleared.get("undo") == "heal":
+        return True
+    args = cleared.get("args")
+    return isinstance(args, dict) and bool(args) and all(injected_args.get(k) == v for k, v in args.items())
+
+
+def injected_faults(timeline: list[dict[str, Any]]) -> list[str]:
+    """What the experiment injected, from the chaos timeline's `fault_injected` records, each with
+    the undo that removed it."""
+    cleared = [rec for rec in timeline if rec.get("event") == "fault_cleared" and _ts(rec) is not None]
+    lines = []
+    for rec in timeline:
+        ts = _ts(rec)
+        if rec.get("event") != "fault_injected" or ts is None:
+            continue
+        args = rec.get("args") if isinstance(rec.get("args"), dict) else {}
+        line = f"`{rec.get('fault', '?')}` ({_format_args(args)}) injected at {utc(ts)} UTC"
+        undo = next((c for c in cleared if (_ts(c) or 0.0) >= ts and _undoes(c, args)), None)
+        if undo is None:
+            line += (
+                ", with no undo of it in the chaos timeline (`fault-ledger.jsonl` says whether "
+                "`reliability recover` cleared it)"
+            )
+        else:
+            # The undo's return: the fault is certainly gone by then (the record's `ts` is when the
+            # call began), as the injection's `ts` is the earliest it can have landed.
+            returned = undo.get("returned")
+            done = _ts(returned) if isinstance(returned, dict) else None
+            phase = undo.get("phase") or "run"
+            line += (
+                f", undone at {utc(done if done is not None else _ts(undo) or ts)} UTC by the "
+                f"experiment's {phase} (`{undo.get('undo', '?')}`)"
+            )
+        lines.append(line)
+    return lines
+
+
+def root_cause(sc: Scenario, timeline: list[dict[str, Any]]) -> str:
+    faults = injected_faults(timeline)
+    source = f"the experiment `{sc.experiment.file}`"
+    if not faults:
+        return f"The fault injected on purpose by {source} (this was a game day)."
+    if len(faults) == 1:
+        return f"Injected on purpose by {source} (this was a game day): {faults[0]}."
+    items = "".join(f"\n- {line}" for line in faults)
+    return f"Injected on purpose by {source} (this was a game day):{items}"
 
 
 def render_postmortem(
@@ -206,19 +231,16 @@ def render_postmortem(
     sc: Scenario,
     timeline: list[dict[str, Any]],
     events: list[dict[str, Any]],
-    runbook_dir: Path | None = None,
+    links: RunbookLinks | None = None,
 ) -> str:
+    """The post-mortem; `links` are the runbooks as `find_runbook_links` found them (none: no links)."""
+    links = links or RunbookLinks()
     well, badly, lucky = lessons(r.objectives)
-    recovery_text = {
-        "recovered": f"recovered {r.rto_seconds:.1f} s after injection" if r.rto_seconds is not None else "",
-        "no_impact": "showed no visible impact",
-        "unrecovered": "did not recover within the observation window",
-        "unknown": "recovery could not be measured",
-    }[r.recovery]
+    recovery = recovery_text(r)
     resolution = (
         "The experiment's rollback removed the fault"
-        + (f" at {_utc(r.fault_end_ts)} UTC" if r.fault_end_ts else "")
-        + f"; the service {recovery_text}."
+        + (f" at {utc(r.fault_end_ts)} UTC" if r.fault_end_ts else "")
+        + f"; the service {recovery}."
         + _cross_check(r)
     )
     env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
@@ -226,18 +248,19 @@ def render_postmortem(
         sc=sc,
         r=r,
         date=datetime.fromtimestamp(r.inject_ts, tz=UTC).date().isoformat() if r.inject_ts else "n/a",
-        recovery_text=recovery_text,
+        summary=summary_sentence(r),
         resolution=resolution,
+        root_cause=root_cause(sc, timeline),
         timeline=timeline_rows(r, timeline, events),
         well=well,
         badly=badly,
         lucky=lucky,
-        actions=action_items(r, sc, runbook_links(sc, r.alerts_fired, runbook_dir)),
-        alert_links=alert_runbook_links(r.alerts_fired, runbook_dir),
+        actions=action_items(r, sc, links.exercised),
+        alert_links=links.by_alert,
         silent=silent_alerts(r, sc),
-        fmt=_fmt,
-        sig=lambda v: "n/a" if v is None else f"{v:.3g}",
-        pct=lambda v: "n/a" if v is None else f"{v * 100:.4f}%",
+        fmt=fmt,
+        with_unit=with_unit,
+        pct=pct,
     )
 
 
@@ -250,7 +273,3 @@ def _cross_check(r: RunResult) -> str:
         f" Cross-check: Prometheus' SLI was back within objective {r.rto_prometheus_seconds:.1f} s after "
         f"injection (load generator: {r.rto_seconds:.1f} s)."
     )
-
-
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"

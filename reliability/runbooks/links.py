@@ -14,9 +14,14 @@ BASE_URL_ENV = "RELIABILITY_RUNBOOK_BASE_URL"
 DEFAULT_BASE_URL = "runbooks/"
 
 
+def configured_base_url(explicit: str | None = None) -> str | None:
+    """--base-url, else $RELIABILITY_RUNBOOK_BASE_URL, else None (nobody configured one)."""
+    return explicit or os.environ.get(BASE_URL_ENV) or None
+
+
 def runbook_base_url(explicit: str | None = None) -> str:
     """--base-url, else $RELIABILITY_RUNBOOK_BASE_URL, else the repo-relative `runbooks/`."""
-    return explicit or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    return configured_base_url(explicit) or DEFAULT_BASE_URL
 
 
 def runbook_url(runbook_id: str, base_url: str | None = None) -> str:
