@@ -74,6 +74,16 @@ def parse_model(model: type[M], data: Any, path: Path | str, prefix: str = "") -
         raise validation_error(path, exc, prefix) from exc
 
 
+def _read_umask() -> int:
+    # os.umask can only be read by setting it; done once at import, before any thread writes files.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def write_atomic(path: Path, content: str | bytes) -> None:
     """Write via a temporary file in the same directory and rename: readers never see half a file."""
     path = Path(path)
@@ -81,6 +91,9 @@ def write_atomic(path: Path, content: str | bytes) -> None:
     data = content.encode("utf-8") if isinstance(content, str) else content
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        # mkstemp makes the file 0600; reports and rule files are for others to read (CI artifacts,
+        # a web server), so give it the mode a plain open() would have.
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
