@@ -56,7 +56,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-gameday-") as tmp:
         path = shortened(args.scenario.resolve(), Path(tmp), args)
         t0 = time.monotonic()
-        outcome = run_gameday(path, out=Path(tmp) / "run", live=False)
+        outcome = run_gameday(path, out=Path(tmp) / "run")
         wall = time.monotonic() - t0
         marks = {
             r["name"]: r["mono"]

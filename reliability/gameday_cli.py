@@ -11,6 +11,16 @@ import typer
 
 gameday_app = typer.Typer(no_args_is_help=True)
 
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=0,
+        max=64,
+        help="Locust worker processes (distributed mode on loopback); overrides the scenario's load.workers.",
+    ),
+]
+
 
 def _summary(outcome: object) -> None:
     from reliability.gameday import GameDayOutcome
@@ -38,12 +48,17 @@ def run_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="Run directory (default runs/<name>-<UTC>).")
     ] = None,
-    live: Annotated[bool, typer.Option("--live/--no-live", help="Live progress view (TTY only).")] = True,
+    live: Annotated[
+        bool,
+        typer.Option("--live/--no-live", help="Live progress table on a terminal; else a line per phase."),
+    ] = True,
+    workers: WorkersOption = None,
 ) -> None:
     """Run one game day: load, fault, recovery, verdicts and a post-mortem."""
     from reliability.gameday import run_gameday
 
-    outcome = run_gameday(scenario, out=out, live=live and sys.stdout.isatty())
+    view = "live" if live and sys.stdout.isatty() else "lines"
+    outcome = run_gameday(scenario, out=out, view=view, workers=workers)
     _summary(outcome)
     raise typer.Exit(outcome.exit_code)
 
@@ -54,11 +69,12 @@ def gate_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="Parent directory of the run directories.")
     ] = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Run scenarios without the live view; exit 0 all objectives hold, 1 one violated, 2 error."""
     from reliability.gameday import gate
 
-    code, outcomes = gate(scenarios, junit=junit, out_root=out)
+    code, outcomes = gate(scenarios, junit=junit, out_root=out, view="lines", workers=workers)
     for o in outcomes:
         _summary(o)
     raise typer.Exit(code)

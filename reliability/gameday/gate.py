@@ -7,6 +7,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from reliability.files import write_atomic
+from reliability.gameday.live import ViewMode
 from reliability.gameday.orchestrator import GameDayOutcome, prepare, run_gameday
 
 
@@ -35,14 +36,18 @@ def gate_exit_code(outcomes: list[GameDayOutcome]) -> int:
 
 
 def gate(
-    paths: list[Path], junit: Path | None = None, out_root: Path | None = None
+    paths: list[Path],
+    junit: Path | None = None,
+    out_root: Path | None = None,
+    view: ViewMode = "off",
+    workers: int | None = None,
 ) -> tuple[int, list[GameDayOutcome]]:
     for p in paths:  # all inputs are checked before anything runs
         prepare(p)
     outcomes: list[GameDayOutcome] = []
     for p in paths:
         out = None if out_root is None else Path(out_root) / Path(p).stem
-        outcome = run_gameday(p, out=out, live=False)
+        outcome = run_gameday(p, out=out, view=view, workers=workers)
         outcomes.append(outcome)
         if outcome.interrupted_by:
             break

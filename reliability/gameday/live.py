@@ -1,8 +1,8 @@
 """What the run looks like right now: per-second figures for the live view and the recovery check.
 
 `LiveStats` reads the tail of the load generator's `load_stats.jsonl` (requests/s, error ratio)
-and asks Prometheus for the burn rate; `LiveView` renders them with rich, or does nothing when
-the view is off (`gate`, stdout not a TTY).
+and asks Prometheus for the burn rate; `LiveView` renders them with rich on a terminal, as plain
+lines for CI logs, or not at all.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.live import Live
@@ -155,18 +155,47 @@ def render(scenario: str, snap: Snapshot, note: str = "") -> Table:
     return table
 
 
-class LiveView:
-    """A rich Live table refreshed by `update`; a no-op when disabled."""
+ViewMode = Literal["live", "lines", "off"]
+LINE_EVERY_S = 10.0  # a CI log gets a line per phase and one this often within a long phase
 
-    def __init__(self, scenario: str, enabled: bool, console: Console | None = None) -> None:
+
+def progress_line(scenario: str, snap: Snapshot, note: str = "") -> str:
+    line = f"[{snap.elapsed:6.1f}s] {scenario}: {snap.phase}"
+    if (snap.rps, snap.error_ratio, snap.burn_rate) != (None, None, None):
+        line += (
+            f" - {_fmt(snap.rps, '.1f')} req/s, errors {_fmt(snap.error_ratio, '.2%')},"
+            f" burn rate {_fmt(snap.burn_rate, '.1f')}"
+        )
+    return line + (f" ({note})" if note else "")
+
+
+class LiveView:
+    """How a run shows its progress: a rich Live table refreshed on every tick (`live`, for a
+    terminal), a plain line per phase and every LINE_EVERY_S seconds (`lines`, for CI logs), or
+    nothing (`off`)."""
+
+    def __init__(self, scenario: str, mode: ViewMode, console: Console | None = None) -> None:
         self.scenario = scenario
-        self.enabled = enabled
-        self.console = console or Console()
+        self.mode = mode
+        self.console = console or Console(stderr=mode == "lines")
         self._live: Live | None = None
-        self._t0 = time.monotonic()
+        self._last_line: tuple[str, float] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+    def due(self, phase: str, elapsed: float) -> bool:
+        """Whether a snapshot should be taken now (each costs a Prometheus query)."""
+        if self.mode == "live":
+            return True
+        if self.mode == "lines":
+            last = self._last_line
+            return last is None or last[0] != phase or elapsed - last[1] >= LINE_EVERY_S
+        return False
 
     def __enter__(self) -> LiveView:
-        if self.enabled:
+        if self.mode == "live":
             self._live = Live(console=self.console, refresh_per_second=2, transient=False)
             self._live.__enter__()
         return self
@@ -179,3 +208,6 @@ class LiveView:
     def update(self, snap: Snapshot, note: str = "") -> None:
         if self._live is not None:
             self._live.update(render(self.scenario, snap, note))
+        elif self.mode == "lines":
+            self._last_line = (snap.phase, snap.elapsed)
+            self.console.print(progress_line(self.scenario, snap, note), highlight=False, markup=False)

@@ -25,7 +25,7 @@ from reliability.chaos.runner import ExperimentProcess, ExperimentRunSpec, valid
 from reliability.errors import HarnessError
 from reliability.gameday import integrations
 from reliability.gameday.interrupts import RunInterrupted, interrupts
-from reliability.gameday.live import LiveStats, LiveView, recovered_at
+from reliability.gameday.live import LiveStats, LiveView, Snapshot, ViewMode, recovered_at
 from reliability.gameday.rundir import RunDir
 from reliability.gameday.series import RATE_WINDOW_S, SERIES, pull_series
 from reliability.gameday.target import LabTarget, TargetInfo
@@ -60,10 +60,20 @@ class _Run:
     def mark(self, phase: str, **fields: Any) -> None:
         self.phase = phase
         append_record(self.rd.timeline, {**stamp(), "event": "gameday_phase", "name": phase, **fields})
+        elapsed = time.monotonic() - self.t0
+        if self.view.due(phase, elapsed):
+            # No Prometheus query here: at "end" the target may already be gone.
+            snap = (
+                self.stats.snapshot(phase, elapsed, with_burn=False)
+                if self.stats is not None
+                else Snapshot(phase, elapsed, None, None, None)
+            )
+            self.view.update(snap)
 
     def tick(self, note: str = "") -> None:
-        if self.stats is not None and self.view.enabled:
-            self.view.update(self.stats.snapshot(self.phase, time.monotonic() - self.t0), note)
+        elapsed = time.monotonic() - self.t0
+        if self.stats is not None and self.view.due(self.phase, elapsed):
+            self.view.update(self.stats.snapshot(self.phase, elapsed), note)
         time.sleep(TICK)
 
     def wait(self, seconds: float, until: Callable[[], bool] | None = None, note: str = "") -> bool:
@@ -90,12 +100,20 @@ def prepare(scenario_path: Path) -> Scenario:
 
 
 def run_gameday(
-    scenario_path: Path, out: Path | None = None, live: bool = False, console: Console | None = None
+    scenario_path: Path,
+    out: Path | None = None,
+    view: ViewMode = "off",
+    console: Console | None = None,
+    workers: int | None = None,
 ) -> GameDayOutcome:
+    """One game day. `view`: progress as a live table (`live`), log lines (`lines`) or none.
+    `workers` overrides the scenario's Locust worker count (0: local runner)."""
     scenario_path = Path(scenario_path)
     scenario = prepare(scenario_path)
+    if workers is not None:
+        scenario = scenario.model_copy(update={"load": scenario.load.model_copy(update={"workers": workers})})
     rd = RunDir.create(scenario.name, out, scenario_path)
-    run = _Run(scenario, scenario_path, rd, LiveView(scenario.name, live, console))
+    run = _Run(scenario, scenario_path, rd, LiveView(scenario.name, view, console))
     outcome = GameDayOutcome(run_dir=rd.root, exit_code=2)
     with interrupts() as intr, run.view:
         try:
@@ -117,7 +135,7 @@ def run_gameday(
 
 def _execute(run: _Run, outcome: GameDayOutcome) -> None:
     sc, rd = run.scenario, run.rd
-    run.mark("setup")
+    run.mark("setup", load_workers=sc.load.workers)
     # The reports charge the budget against these SLOs (objective, period); keep them with the run.
     for rel in sc.slos:
         (rd.root / "slos").mkdir(exist_ok=True)

@@ -65,12 +65,12 @@ def first_firing(lab: Lab, alertname: str, after: float) -> float:
 
 
 @pytest.mark.parametrize(
-    ("hold", "rto_max", "exit_code"),
-    [(6, 30, 0), (11, 5, 1)],
-    ids=["healthy-passes", "rto-missed-fails"],
+    ("hold", "rto_max", "exit_code", "workers"),
+    [(6, 30, 0, 2), (11, 5, 1, 0)],
+    ids=["healthy-passes-distributed-load", "rto-missed-fails"],
 )
 def test_rto_and_ttd_match_the_event_log_and_the_gate_decides(
-    lab: Lab, tmp_path: Path, hold: int, rto_max: int, exit_code: int
+    lab: Lab, tmp_path: Path, hold: int, rto_max: int, exit_code: int, workers: int
 ) -> None:
     scenario = write_scenario(
         tmp_path,
@@ -82,9 +82,27 @@ def test_rto_and_ttd_match_the_event_log_and_the_gate_decides(
     )
     started = time.time()
     junit = tmp_path / "gate.xml"
-    proc = run_cli("gate", str(scenario), "--junit", str(junit), "--out", str(tmp_path / "runs"))
+    proc = run_cli(
+        "gate",
+        str(scenario),
+        "--junit",
+        str(junit),
+        "--out",
+        str(tmp_path / "runs"),
+        "--workers",
+        str(workers),
+    )
     assert proc.returncode == exit_code, proc.stdout + proc.stderr
     run_dir = next((tmp_path / "runs").iterdir())
+    # CI's log shows the run's progress: a line per phase, with the load's figures once it runs.
+    progress = [line for line in proc.stderr.splitlines() if "] test-scenario: " in line]
+    for phase in ("setup", "baseline", "chaos", "recovery", "end"):
+        assert any(f": {phase}" in line for line in progress), proc.stderr
+    assert any("req/s" in line for line in progress), proc.stderr
+    # Locust's own distributed mode when asked for: one log per worker beside the master's.
+    assert sorted(p.name for p in run_dir.glob("locust-worker*.log")) == [
+        f"locust-worker{i}.log" for i in range(workers)
+    ]
     result = json.loads((run_dir / "result.json").read_text())
     fault_set = events_between(run_dir, "fault_set", started)[0]
     cleared = events_between(run_dir, "fault_cleared", fault_set["ts"])[0]
