@@ -89,17 +89,19 @@ def status(
     table = Table(
         title=f"lab {state.get('lab_id')}: {state.get('phase')} ({state.get('isolation')} isolation)"
     )
-    for col in ("component", "region", "pid", "address", "status"):
+    for col in ("component", "region", "pid", "address", "status", "ready"):
         table.add_column(col)
     for c in state.get("components", []):
         alive = c.get("alive")
         status_txt = c.get("status") or ("alive" if alive else "down" if alive is False else "?")
+        ready = c.get("ready")
         table.add_row(
             c["name"],
             c.get("region") or "-",
             str(c.get("pid") or "-"),
             f"{c['host']}:{c['port']}",
             status_txt,
+            "?" if ready is None else "yes" if ready else "no",
         )
     console = Console()
     console.print(table)

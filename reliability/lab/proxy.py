@@ -104,6 +104,7 @@ async def run(spec: dict[str, Any]) -> None:
     app = web.Application()
     app.router.add_route("*", "/partitions", fabric.admin)
     app.router.add_get("/healthz", lambda _: _ok())
+    app.router.add_get("/readyz", lambda _: _ok())  # every listener is bound before the admin port
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, fabric.host, int(spec["admin_port"]), reuse_address=True).start()

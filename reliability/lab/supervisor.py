@@ -656,11 +656,18 @@ class Supervisor:
             healed.append(f"partition:{region}")
         return {"healed": healed}
 
-    def status(self) -> dict[str, Any]:
+    async def status(self) -> dict[str, Any]:
+        """The state plus, per component: process alive, the controller's view of a node
+        (up | lost | replacing) and readiness as its own `/readyz` answers right now (a
+        partitioned region's components read not ready: the supervisor is cut off from them too)."""
         state = self.state()
-        for comp in state["components"]:
-            c = self.components[comp["name"]]
+        comps = [self.components[comp["name"]] for comp in state["components"]]
+        ready = await asyncio.gather(
+            *(self._get_ok(self._direct_url(c) + "/readyz") if c.alive() else _false() for c in comps)
+        )
+        for comp, c, is_ready in zip(state["components"], comps, ready, strict=True):
             comp["alive"] = c.alive()
+            comp["ready"] = is_ready
             if c.kind == "node":
                 comp["status"] = self.node_status.get(c.name)
         return state
@@ -692,13 +699,17 @@ class Supervisor:
                 return json_response({"error": str(exc)}, 400)
 
         async def status(_: web.Request) -> web.Response:
-            return json_response(self.status())
+            return json_response(await self.status())
 
         app.router.add_post("/faults/{name}", fault)
         app.router.add_get("/status", status)
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/readyz", lambda _: _ready(self.phase == "ready"))
         return app
+
+
+async def _false() -> bool:
+    return False
 
 
 async def _ready(ok: bool) -> web.Response:

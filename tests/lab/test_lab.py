@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -38,10 +39,14 @@ def test_prediction_through_the_global_gateway_and_every_target_up(lab: Lab) -> 
     wait_for(all_up, timeout=15)
     status = faults.lab_status(lab.state_file)
     assert status["isolation"] == lab.isolation and status["phase"] == "ready"
-    assert all(c["alive"] for c in status["components"])
+    assert all(c["alive"] and c["ready"] for c in status["components"]), status["components"]
     rules = requests.get(f"{lab.prometheus_url}/api/v1/rules", timeout=5).json()["data"]["groups"]
     names = {r["name"] for g in rules for r in g["rules"]}
     assert {"InferenceAPIHighErrorRate", "GPUNodeDown", "RegionUnavailable"} <= names
+
+
+def component(status: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in status["components"] if c["name"] == name)
 
 
 def test_killed_node_is_replaced_and_traffic_routes_around_it(lab: Lab) -> None:
@@ -52,6 +57,8 @@ def test_killed_node_is_replaced_and_traffic_routes_around_it(lab: Lab) -> None:
     with Traffic(lab.endpoint) as traffic:
         time.sleep(0.5)
         faults.kill_node(lab.state_file, node, mode="sigkill")
+        # `lab status` shows the hole until the replacement is warm.
+        wait_for(lambda: not component(faults.lab_status(lab.state_file), f"node/{node}")["ready"], timeout=5)
         ready = wait_for(lambda: events_named(lab, "replacement_ready", t0, node=node), timeout=30)
         time.sleep(0.5)
     killed = events_named(lab, "node_killed", node=node)[-1]
@@ -62,9 +69,9 @@ def test_killed_node_is_replaced_and_traffic_routes_around_it(lab: Lab) -> None:
     assert 0.5 <= lost["mono"] - killed["mono"] < 5
     assert started["mono"] - lost["mono"] >= 1.0
     assert ready[-1]["mono"] - started["mono"] >= 0.5
-    new_pid = next(
-        c["pid"] for c in faults.lab_status(lab.state_file)["components"] if c["name"] == f"node/{node}"
-    )
+    replaced = component(faults.lab_status(lab.state_file), f"node/{node}")
+    new_pid = replaced["pid"]
+    assert replaced["ready"] and replaced["status"] == "up"
     assert new_pid != old_pid and process_matches(new_pid, "reliability.lab.node")
     # Retries on another node hide the loss from clients; the replacement serves again afterwards.
     assert traffic.failures() <= 2, traffic.failures()
