@@ -10,7 +10,8 @@ import pytest
 from reliability.prometheus import LocalPrometheus
 
 REPO = Path(__file__).resolve().parent.parent
-COMPAT = REPO.parent / "shared" / "compat"
+# Sloth specs and the rules Sloth generated for them (vendored; see its README).
+COMPAT = REPO / "tests" / "slo" / "data" / "compat"
 
 
 @pytest.fixture

@@ -58,7 +58,6 @@ def test_latency_sli_counts_requests_above_threshold_as_errors() -> None:
     assert "inference_request_duration_seconds_count" in lat.sli.total_query
 
 
-@pytest.mark.skipif(not COMPAT.is_dir(), reason=f"compat fixtures not found at {COMPAT}")
 def test_openslo_v1alpha_good_total_becomes_error_events() -> None:
     (svc,) = load_slo_files([COMPAT / "sloth" / "openslo-getting-started" / "input.yaml"])
     (slo,) = svc.slos
