@@ -33,10 +33,10 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+stamp=.venv/.installed-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
     echo "bootstrap: installing the harness into .venv (log: .venv/pip.log)" >&2
-    if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[dev]'; } >.venv/pip.log 2>&1; then
+    if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -c constraints.txt -e '.[dev]'; } >.venv/pip.log 2>&1; then
         grep -v '^WARNING: Location' .venv/pip.log | tail -30 >&2
         echo "bootstrap: pip install failed" >&2
         exit 1
