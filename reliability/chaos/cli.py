@@ -17,17 +17,24 @@ def recover_command(
         ),
     ] = None,
 ) -> None:
-    """Undo every fault still recorded as active in the fault ledger (idempotent)."""
+    """Undo every fault still recorded as active in the fault ledger, and tear down any lab left
+    behind by a crash (idempotent)."""
     from reliability.chaos.recover import recover
+    from reliability.chaos.state import default_lab_dir
+    from reliability.lab import reap_crashed
 
     results = recover(path)
+    # A game day killed with its own lab leaves no fault running, but namespaces, routes and
+    # processes nobody will stop: those go too (a lab whose supervisor still runs is left alone).
+    for state_file, removed in reap_crashed(path if path is not None else default_lab_dir()).items():
+        typer.echo(f"torn down: crashed lab {state_file}" + (f" ({', '.join(removed)})" if removed else ""))
     if not results:
         typer.echo("no active faults recorded; nothing to undo")
         return
     failed = 0
     for r in results:
         mark = "undone" if r.ok else "FAILED"
-        extra = f" ({r.error})" if r.error else ""
+        extra = f" ({r.error or r.note})" if r.error or r.note else ""
         typer.echo(f"{mark}: {r.fault} via {r.undo}{extra}  [{r.ledger}]")
         failed += not r.ok
     if failed:

@@ -19,6 +19,7 @@ class Recovered:
     undo: str
     ok: bool
     error: str = ""
+    note: str = ""  # what the target said it did, e.g. that the lab was already gone
 
 
 def find_ledgers(path: Path | None) -> list[Path]:
@@ -48,14 +49,15 @@ def recover(path: Path | None = None) -> list[Recovered]:
             if not Path(entry.state_file).exists():
                 # The lab is gone with its faults; nothing left to undo.
                 ledger.record_cleared(entry.id, by="recover: lab state file gone")
-                out.append(Recovered(ledger_path, entry.id, entry.fault, label, True, "lab gone"))
+                out.append(Recovered(ledger_path, entry.id, entry.fault, label, True, note="lab gone"))
                 continue
             try:
                 faults = importlib.import_module(entry.faults_module)
-                getattr(faults, entry.undo.func)(Path(entry.state_file), **entry.undo.args)
+                done = getattr(faults, entry.undo.func)(Path(entry.state_file), **entry.undo.args)
             except Exception as exc:
                 out.append(Recovered(ledger_path, entry.id, entry.fault, label, False, str(exc)))
                 continue
-            ledger.record_cleared(entry.id, by=f"recover: {label}")
-            out.append(Recovered(ledger_path, entry.id, entry.fault, label, True))
+            note = str(done.get("lab", "")) if isinstance(done, dict) else ""
+            ledger.record_cleared(entry.id, by=f"recover: {label}" + (f" ({note})" if note else ""))
+            out.append(Recovered(ledger_path, entry.id, entry.fault, label, True, note=note))
     return out

@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from reliability.errors import HarnessError
-from reliability.lab.lab import down_from_state, read_state
+from reliability.lab.lab import down_from_state, read_state, supervisor_alive
 
 TIMEOUT_S = 30.0
 
@@ -50,7 +50,7 @@ def partition_region(state: Path | str, region: str) -> dict[str, Any]:
 
 
 def heal_partition(state: Path | str, region: str) -> dict[str, Any]:
-    return _call(state, "heal_partition", region=region)
+    return _undo(state, "heal_partition", region=region)
 
 
 def fail_model(
@@ -60,19 +60,28 @@ def fail_model(
 
 
 def restore_model(state: Path | str, target: str) -> dict[str, Any]:
-    return _call(state, "restore_model", target=target)
+    return _undo(state, "restore_model", target=target)
 
 
 def heal(state: Path | str) -> dict[str, Any]:
-    """Undo every fault. With the supervisor gone, nothing it injected can still be active except
-    network isolation, which is torn down from the state file."""
+    """Undo every fault."""
+    return _undo(state, "heal")
+
+
+def _undo(state: Path | str, fault: str, **args: Any) -> dict[str, Any]:
+    """An undo through the supervisor. With the supervisor dead (e.g. a game day killed with its lab),
+    its faults died with the fleet; what outlives it - namespaces, the partition's routes, stray
+    processes - is torn down from the state file. A supervisor that is alive but does not answer
+    is an error: `reliability recover` tries again later."""
     try:
-        return _call(state, "heal")
+        return _call(state, fault, **args)
     except LabUnavailable:
         data = read_state(Path(state))
-        if data and data.get("phase") not in (None, "down"):
-            return {"healed": down_from_state(Path(state)), "lab": "stopped (supervisor was gone)"}
-        return {"healed": [], "lab": "not running"}
+        if not data or data.get("phase") == "down":
+            return {"healed": [], "lab": "not running"}
+        if supervisor_alive(data):
+            raise
+        return {"healed": down_from_state(Path(state)), "lab": "stopped (its supervisor was gone)"}
 
 
 def lab_status(state: Path | str) -> dict[str, Any]:

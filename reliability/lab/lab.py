@@ -194,5 +194,32 @@ def down_from_state(state_file: Path | str) -> list[str]:
     return removed
 
 
+def supervisor_alive(state: dict[str, Any]) -> bool:
+    sup = state.get("supervisor") or {}
+    return bool(sup.get("pid")) and process_matches(
+        int(sup["pid"]), sup.get("marker", "reliability.lab.supervisor")
+    )
+
+
+def crashed(state_file: Path | str) -> bool:
+    """A lab that is not down but whose supervisor is gone (killed with the harness, or on its own):
+    nothing runs its cleanup, so namespaces, routes or processes may be left."""
+    state = read_state(Path(state_file))
+    return bool(state) and state.get("phase") != "down" and not supervisor_alive(state)  # type: ignore[arg-type]
+
+
+def reap_crashed(path: Path | str) -> dict[Path, list[str]]:
+    """`down_from_state` for every crashed lab whose state file is `path`, or is in `path` or up to
+    two levels below it (a lab dir, a run dir, a directory of runs). Running labs are left alone."""
+    base = Path(path)
+    if base.is_file():
+        found = [base]
+    else:
+        found = [
+            p for pattern in ("state.json", "*/state.json", "*/*/state.json") for p in base.glob(pattern)
+        ]
+    return {p: down_from_state(p) for p in sorted(set(found)) if crashed(p)}
+
+
 def lab_dir() -> Path:
     return Path(os.environ.get("RELIABILITY_LAB_DIR") or ".lab")

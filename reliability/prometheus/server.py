@@ -16,7 +16,7 @@ import yaml
 
 from reliability.errors import HarnessError
 from reliability.files import write_atomic
-from reliability.tools import free_port, require_tool
+from reliability.tools import free_port, parent_death_signal, require_tool
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,14 @@ class LocalPrometheus:
             *self.extra_args,
         ]
         self.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            # Own session (a terminal's Ctrl-C is for its owner to handle), but never an orphan: a
+            # SIGKILLed lab supervisor or test runner takes its Prometheus with it.
+            preexec_fn=parent_death_signal(signal.SIGTERM),
         )
         log.close()
         deadline = time.monotonic() + timeout

@@ -18,10 +18,12 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 
 from reliability.lab import Lab, faults
 from reliability.lab.events import read_events
-from tests.gameday.conftest import write_scenario
+from reliability.lab.lab import read_state
+from tests.gameday.conftest import GAMEDAY_SLOS, REPO, write_scenario
 
 CLI = [sys.executable, "-m", "reliability.cli"]
 
@@ -283,3 +285,77 @@ def test_interrupted_run_leaves_no_fault_behind(
 
 def _processes_of(directory: Path) -> list[str]:
     return subprocess.run(["pgrep", "-f", str(directory)], capture_output=True, text=True).stdout.split()
+
+
+@pytest.mark.parametrize(
+    ("phase", "isolation"), [("baseline", "auto"), ("fault", "auto"), ("fault", "proxy")]
+)
+def test_a_run_killed_with_its_own_lab_is_cleaned_up_by_recover(
+    tmp_path: Path, phase: str, isolation: str
+) -> None:
+    """SIGKILL of the whole group while the run owns its lab: no code of ours runs, so namespaces
+    and routes stay (the unreachable route keeps traffic in); `reliability recover RUN_DIR`
+    then removes every trace, fault or not."""
+    scenario = tmp_path / "own-lab.yaml"
+    scenario.write_text(
+        yaml.safe_dump(
+            {
+                "name": "own-lab",
+                "target": {
+                    "kind": "lab",
+                    "config": str(REPO / "scenarios" / "labs" / "node-replacement.yaml"),
+                },
+                "slos": [str(GAMEDAY_SLOS)],
+                "load": {"users": 2, "spawn_rate": 2},
+                "experiment": {
+                    "file": str(REPO / "experiments" / "region-partition.yaml"),
+                    "configuration": {"region": "us-east"},
+                },
+                "phases": {"baseline": "3s", "fault_hold": "60s", "recovery_max": "10s"},
+            }
+        )
+    )
+    run_dir = tmp_path / "run"
+    state_file = run_dir / "lab" / "state.json"
+    proc = subprocess.Popen(
+        [*CLI, "gameday", "run", str(scenario), "--out", str(run_dir), "--no-live"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        if phase == "baseline":
+            _wait_for(lambda: (run_dir / "load_stats.jsonl").exists(), 60)
+        else:
+            _wait_for(lambda: (read_state(state_file) or {}).get("partitioned") == ["us-east"], 60)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    state = read_state(state_file)
+    assert state is not None and state["phase"] == "ready"  # nobody got to stop it
+    _wait_for(lambda: not _processes_of(tmp_path), 30)  # the fleet and Prometheus die with their parent
+    namespaces = _lab_namespaces(state)
+    if state["isolation"] == "netns":
+        assert namespaces, "the crashed lab's namespaces should still be there before recover"
+
+    recovered = run_cli("recover", str(run_dir))
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert ("undone: partition_region" in recovered.stdout) == (phase == "fault"), recovered.stdout
+    assert read_state(state_file)["phase"] == "down"
+    assert not _lab_namespaces(state)
+    routes = subprocess.run(["ip", "route", "show"], capture_output=True, text=True).stdout
+    subnet = (state.get("fabric") or {}).get("subnet")
+    assert not subnet or subnet not in routes, routes
+    assert not _processes_of(tmp_path)
+    again = run_cli("recover", str(run_dir))
+    assert again.returncode == 0 and "nothing to undo" in again.stdout and "torn down" not in again.stdout
+
+
+def _lab_namespaces(state: dict[str, Any]) -> list[str]:
+    if state.get("isolation") != "netns":
+        return []
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in listed.splitlines() if line and state["lab_id"] in line.split()[0]]
