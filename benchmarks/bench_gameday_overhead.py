@@ -38,8 +38,12 @@ def shortened(scenario: Path, tmp: Path, args: argparse.Namespace) -> Path:
         "recovery_max": args.recovery_max,
         "recovered_hold": args.recovered_hold,
     }
+    # The copy lives elsewhere: every path the scenario names is made absolute.
     doc["slos"] = [str(resolve(scenario, s)) for s in doc["slos"]]
     doc["experiment"]["file"] = str(resolve(scenario, doc["experiment"]["file"]))
+    for section, key in (("target", "config"), ("target", "state_file"), ("load", "locustfile")):
+        if doc.get(section, {}).get(key):
+            doc[section][key] = str(resolve(scenario, doc[section][key]))
     out = tmp / scenario.name
     out.write_text(yaml.safe_dump(doc))
     return out

@@ -44,8 +44,12 @@ class _Local:
         self.buckets: dict[int, Bucket] = {}
 
     def add(self, ms: float, failed: bool, code: int | None) -> None:
+        # Called for every request: no Bucket is built unless the second is new.
         now = time.time()
-        self.buckets.setdefault(int(now), Bucket()).add(ms, failed, code, now)
+        bucket = self.buckets.get(int(now))
+        if bucket is None:
+            bucket = self.buckets[int(now)] = Bucket()
+        bucket.add(ms, failed, code, now)
 
     def take(self, before: float) -> dict[str, Any]:
         done = [s for s in self.buckets if s < before]
