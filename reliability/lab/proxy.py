@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from reliability.lab.serving import json_response, spec_from_argv
+from reliability.lab.serving import json_response, new_event_loop, spec_from_argv
 
 CHUNK = 65536
 
@@ -123,7 +123,8 @@ async def _ok() -> web.Response:
 
 
 def main() -> None:
-    asyncio.run(run(spec_from_argv()))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(run(spec_from_argv()))
 
 
 if __name__ == "__main__":

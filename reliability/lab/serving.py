@@ -32,11 +32,28 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     )
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where installed: every request crosses several Python hops (gateways, proxies), and
+    with it the lab serves ~15% more predictions at a lower p99 (benchmarks/bench_lab.py)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def serve(app: web.Application, host: str, port: int) -> None:
     """Serve until SIGTERM/SIGINT (aiohttp turns both into a graceful exit)."""
     app.router.add_get("/metrics", metrics)
     web.run_app(
-        app, host=host, port=port, print=None, access_log=None, handle_signals=True, reuse_address=True
+        app,
+        host=host,
+        port=port,
+        print=None,
+        access_log=None,
+        handle_signals=True,
+        reuse_address=True,
+        loop=new_event_loop(),
     )
 
 
