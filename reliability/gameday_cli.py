@@ -29,9 +29,8 @@ def _summary(outcome: object) -> None:
     result = outcome.result or {}
     for obj in result.get("objectives", []):
         measured = obj.get("measured")
-        shown = "n/a" if measured is None else f"{measured:.2f}"
-        unit = obj.get("unit", "")
-        typer.echo(f"  {obj.get('name')}: {shown} {unit} (target {obj.get('target')}) {obj.get('verdict')}")
+        shown = "n/a" if measured is None else f"{measured:.2f} {obj.get('unit', '')}".rstrip()
+        typer.echo(f"  {obj.get('name')}: {shown} (target {obj.get('target')}) {obj.get('verdict')}")
     if outcome.faults_undone_by_harness:
         typer.echo("  faults undone by the harness: " + "; ".join(outcome.faults_undone_by_harness))
     if outcome.error:

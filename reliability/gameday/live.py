@@ -161,11 +161,10 @@ LINE_EVERY_S = 10.0  # a CI log gets a line per phase and one this often within 
 
 def progress_line(scenario: str, snap: Snapshot, note: str = "") -> str:
     line = f"[{snap.elapsed:6.1f}s] {scenario}: {snap.phase}"
-    if (snap.rps, snap.error_ratio, snap.burn_rate) != (None, None, None):
-        line += (
-            f" - {_fmt(snap.rps, '.1f')} req/s, errors {_fmt(snap.error_ratio, '.2%')},"
-            f" burn rate {_fmt(snap.burn_rate, '.1f')}"
-        )
+    if (snap.rps, snap.error_ratio) != (None, None):
+        line += f" - {_fmt(snap.rps, '.1f')} req/s, errors {_fmt(snap.error_ratio, '.2%')}"
+    if snap.burn_rate is not None:  # phase marks skip the Prometheus query
+        line += f", burn rate {snap.burn_rate:.1f}"
     return line + (f" ({note})" if note else "")
 
 

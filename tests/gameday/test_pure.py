@@ -82,3 +82,17 @@ def test_gate_exit_code() -> None:
     assert gate_exit_code([o(0), o(1)]) == 1
     assert gate_exit_code([o(1), o(2)]) == 2
     assert gate_exit_code([o(0), o(130)]) == 2
+
+
+def test_progress_lines_for_ci_logs_show_only_what_was_measured() -> None:
+    from reliability.gameday.live import Snapshot, progress_line
+
+    assert progress_line("x", Snapshot("setup", 0.04, None, None, None)) == "[   0.0s] x: setup"
+    assert (
+        progress_line("x", Snapshot("chaos", 12.3, 50.0, 0.5, 32.25))
+        == "[  12.3s] x: chaos - 50.0 req/s, errors 50.00%, burn rate 32.2"
+    )
+    assert (
+        progress_line("x", Snapshot("end", 40.0, 20.0, 0.0, None))
+        == "[  40.0s] x: end - 20.0 req/s, errors 0.00%"
+    )
