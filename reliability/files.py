@@ -106,3 +106,12 @@ def write_atomic(path: Path, content: str | bytes) -> None:
 
 def write_json_atomic(path: Path, data: Mapping[str, Any] | list[Any]) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def find_below(base: Path, name: str) -> list[Path]:
+    """`base` itself when it is a file, else every file called `name` in it or up to two levels
+    below (a lab dir, a run dir, a directory of runs), sorted."""
+    base = Path(base)
+    if base.is_file():
+        return [base]
+    return sorted({p for pattern in (name, f"*/{name}", f"*/*/{name}") for p in base.glob(pattern)})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 
 def burn_rate(error_ratio: float, objective: float) -> float:
     """How many times faster than sustainable the budget burns: error ratio / (1 - objective)."""
@@ -26,3 +28,16 @@ def budget_spent(
         return None
     allowed = (total_events / duration_s) * period_s * (1.0 - objective)
     return bad_events / allowed
+
+
+def budget_spent_over_time(load: pd.DataFrame, objective: float, period_s: float) -> pd.Series | None:
+    """Error budget spent by the end of each second of the run, charged exactly as the whole run
+    is (same request rate and span), so the last value is the run's `budget_spent`."""
+    if load.empty:
+        return None
+    span = float(load["ts"].max() - load["ts"].min()) + 1.0
+    total = float(load["requests"].sum())
+    bad = load["failures"].astype(float).fillna(0.0).cumsum()
+    spent = bad.map(lambda b: budget_spent(float(b), total, span, objective, period_s))
+    # budget_spent says None when nothing was sent: then there is no budget to draw either.
+    return None if spent.isna().any() else spent.astype(float)

@@ -9,6 +9,7 @@ from pathlib import Path
 from reliability.chaos.ledger import LEDGER_NAME, FaultLedger
 from reliability.chaos.state import default_lab_dir
 from reliability.errors import InputError
+from reliability.files import find_below
 
 
 @dataclass(frozen=True)
@@ -25,14 +26,9 @@ class Recovered:
 def find_ledgers(path: Path | None) -> list[Path]:
     """A ledger file, or every ledger in a lab dir / run dir (up to two levels down)."""
     base = Path(path) if path is not None else default_lab_dir()
-    if base.is_file():
-        return [base]
-    if not base.is_dir():
+    if not base.exists():
         raise InputError(str(base), "no such ledger file or directory")
-    found = [
-        p for pattern in (LEDGER_NAME, f"*/{LEDGER_NAME}", f"*/*/{LEDGER_NAME}") for p in base.glob(pattern)
-    ]
-    return sorted(set(found))
+    return find_below(base, LEDGER_NAME)
 
 
 def recover(path: Path | None = None) -> list[Recovered]:

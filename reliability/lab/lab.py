@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from reliability.errors import HarnessError
-from reliability.files import write_json_atomic
+from reliability.files import find_below, write_json_atomic
 from reliability.lab.config import LabConfig
 from reliability.lab.processes import kill_pids, process_matches
 from reliability.tools import parent_death_signal
@@ -205,20 +205,15 @@ def crashed(state_file: Path | str) -> bool:
     """A lab that is not down but whose supervisor is gone (killed with the harness, or on its own):
     nothing runs its cleanup, so namespaces, routes or processes may be left."""
     state = read_state(Path(state_file))
-    return bool(state) and state.get("phase") != "down" and not supervisor_alive(state)  # type: ignore[arg-type]
+    if not state:
+        return False
+    return state.get("phase") != "down" and not supervisor_alive(state)
 
 
 def reap_crashed(path: Path | str) -> dict[Path, list[str]]:
     """`down_from_state` for every crashed lab whose state file is `path`, or is in `path` or up to
     two levels below it (a lab dir, a run dir, a directory of runs). Running labs are left alone."""
-    base = Path(path)
-    if base.is_file():
-        found = [base]
-    else:
-        found = [
-            p for pattern in ("state.json", "*/state.json", "*/*/state.json") for p in base.glob(pattern)
-        ]
-    return {p: down_from_state(p) for p in sorted(set(found)) if crashed(p)}
+    return {p: down_from_state(p) for p in find_below(Path(path), "state.json") if crashed(p)}
 
 
 def lab_dir() -> Path:

@@ -99,19 +99,6 @@ def budget_basis(data: RunData) -> tuple[float, float]:
     return data.scenario.slo_objective, DEFAULT_PERIOD_S
 
 
-def budget_spent_over_time(load: pd.DataFrame, objective: float, period_s: float) -> pd.Series | None:
-    """Error budget spent by the end of each second of the run, charged exactly as the whole run
-    is (same request rate and span), so the last value is the run's `budget_spent`."""
-    if load.empty:
-        return None
-    span = float(load["ts"].max() - load["ts"].min()) + 1.0
-    total = float(load["requests"].sum())
-    bad = load["failures"].astype(float).fillna(0.0).cumsum()
-    spent = bad.map(lambda b: analysis.budget_spent(float(b), total, span, objective, period_s))
-    # budget_spent says None when nothing was sent: then there is no budget to draw either.
-    return None if spent.isna().any() else spent.astype(float)
-
-
 def error_ratio_series(data: RunData) -> pd.DataFrame | None:
     """The Prometheus view of the SLI as (`ts`, `value`) error ratio, for the RTO cross-check."""
     quality = data.scenario.sli == "quality"
@@ -166,7 +153,7 @@ def analyse(data: RunData) -> RunResult:
                 k: PhaseSummary(**asdict(v)) for k, v in analysis.impact(data.load, inject, end).items()
             }
     budget_objective, period_s = budget_basis(data)
-    spent = budget_spent_over_time(data.load, budget_objective, period_s)
+    spent = analysis.budget_spent_over_time(data.load, budget_objective, period_s)
     if spent is not None:
         budget = float(spent.iloc[-1])
     results = analysis.verdicts(

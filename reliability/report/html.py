@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from reliability.report.analyze import budget_spent_over_time
+from reliability.analysis import budget_spent_over_time
 from reliability.report.links import RunbookLinks
 from reliability.report.model import RunResult
 from reliability.report.summary import fmt, pct, silent_alerts, summary_sentence, with_unit

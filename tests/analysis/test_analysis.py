@@ -213,3 +213,14 @@ def test_capacity_rto_from_ready_nodes() -> None:
     never = ready.copy()
     never[10:] = 5.0
     assert capacity_rto(pd.DataFrame({"timestamp": ts, "value": never}), T0 + 9.5, 3).status == "unrecovered"
+
+
+def test_budget_over_time_climbs_with_failures_and_ends_at_the_runs_budget() -> None:
+    from reliability.analysis import budget_spent_over_time
+
+    stats = load_frame(30, [(10, 20)], rps=10, fail_share=0.5)
+    spent = budget_spent_over_time(stats, 0.99, 3600.0)
+    assert spent is not None
+    assert spent.iloc[9] == 0 and spent.is_monotonic_increasing
+    whole = budget_spent(float(stats["failures"].sum()), float(stats["requests"].sum()), 30.0, 0.99, 3600.0)
+    assert spent.iloc[-1] == pytest.approx(whole)
