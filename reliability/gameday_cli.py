@@ -26,16 +26,24 @@ def _summary(outcome: object) -> None:
     from reliability.gameday import GameDayOutcome
 
     assert isinstance(outcome, GameDayOutcome)
-    result = outcome.result or {}
-    for obj in result.get("objectives", []):
-        measured = obj.get("measured")
-        shown = "n/a" if measured is None else f"{measured:.2f} {obj.get('unit', '')}".rstrip()
-        typer.echo(f"  {obj.get('name')}: {shown} (target {obj.get('target')}) {obj.get('verdict')}")
+    from reliability.report.summary import with_unit
+
+    result = outcome.result
+    for obj in result.objectives if result is not None else []:
+        detail = f" - {obj.detail}" if obj.detail else ""
+        typer.echo(
+            f"  {obj.name}: {with_unit(obj.measured, obj.unit)} (target {with_unit(obj.target, obj.unit)}) "
+            f"{obj.verdict}{detail}"
+        )
+    for finding in result.findings if result is not None else []:
+        typer.echo(f"  finding: {finding.message}")
     if outcome.faults_undone_by_harness:
         typer.echo("  faults undone by the harness: " + "; ".join(outcome.faults_undone_by_harness))
     if outcome.error:
         typer.echo(f"error: {outcome.error}", err=True)
-    verdict = {0: "PASSED", 1: "FAILED"}.get(outcome.exit_code, "NOT JUDGED")
+    verdict = {0: "PASSED", 1: "FAILED"}.get(
+        outcome.exit_code, "INTERRUPTED" if outcome.interrupted_by else "NOT JUDGED"
+    )
     typer.echo(f"{verdict}: run directory {outcome.run_dir}")
     if outcome.postmortem is not None:
         typer.echo(f"post-mortem: {outcome.postmortem}")
@@ -82,9 +90,12 @@ def gate_command(
 def report_command(run_dir: Annotated[Path, typer.Argument(help="A game-day run directory.")]) -> None:
     """Rebuild postmortem.md, report.html, result.json and junit.xml from a run directory."""
     from reliability.gameday import rebuild_reports
+    from reliability.report.summary import headline
 
     result = rebuild_reports(run_dir)
-    typer.echo(f"{'PASSED' if result.get('passed') else 'FAILED'}: reports rebuilt in {run_dir}")
+    typer.echo(f"{headline(result)}: reports rebuilt in {run_dir}")
+    if result.error or result.interrupted:
+        typer.echo(f"  {result.error or 'interrupted: ' + str(result.interrupted)}")
     typer.echo(f"post-mortem: {Path(run_dir) / 'postmortem.md'}")
 
 

@@ -33,16 +33,19 @@ def parse_duration(value: Any) -> Any:
     return value
 
 
+# Every duration is finite and bounded: a phase of `.inf` would hold a lab (and its faults) forever.
+MAX_SECONDS = 7 * 86400.0
 Seconds = Annotated[
     float,
-    Field(ge=0),
+    Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False),
     BeforeValidator(parse_duration, json_schema_input_type=float | str),
 ]
 PositiveSeconds = Annotated[
     float,
-    Field(gt=0),
+    Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False),
     BeforeValidator(parse_duration, json_schema_input_type=float | str),
 ]
+Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
@@ -60,15 +63,62 @@ class LabTarget(_Strict):
     isolation: Literal["auto", "netns", "proxy"] = "auto"
 
 
+class LengthDistribution(_Strict):
+    """Token counts drawn per request (prompt length, or the `max_tokens` asked for)."""
+
+    dist: Literal["fixed", "uniform", "lognormal"] = "lognormal"
+    mean: float = Field(gt=0, le=1_000_000, allow_inf_nan=False)
+    sigma: float = Field(0.5, ge=0, le=5, allow_inf_nan=False, description="lognormal: sigma of log")
+    min: int = Field(1, ge=1, le=1_000_000)
+    max: int = Field(4096, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> LengthDistribution:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
+class GoodputTargets(_Strict):
+    """Per-request latency targets a request must meet to count as goodput (DistServe's definition).
+    Unset: taken from the scenario SLOs' TTFT and TPOT thresholds."""
+
+    ttft: PositiveSeconds | None = None
+    tpot: PositiveSeconds | None = None
+
+
 class LoadSpec(_Strict):
-    user: Literal["inference", "locustfile"] = Field(
-        "inference", description="The built-in inference user or the user's own locustfile."
+    user: Literal["openai-chat", "openai-completions", "oip-predict", "locustfile"] = Field(
+        "openai-chat",
+        description="Built-in user (OpenAI chat/completions streaming, KServe OIP v2) or your locustfile.",
     )
     locustfile: str | None = None
+    model: str | None = Field(None, description="Model name to ask for (default: the first of /v1/models).")
     users: int = Field(10, ge=1, le=10000)
-    spawn_rate: float = Field(10.0, gt=0)
+    spawn_rate: float = Field(10.0, gt=0, le=10000, allow_inf_nan=False)
     shape: Literal["steady", "ramp", "spike"] = "steady"
     workers: int = Field(0, ge=0, le=64, description="Locust worker processes (0: local runner).")
+    rps_per_user: float = Field(
+        0.0,
+        ge=0,
+        le=10000,
+        allow_inf_nan=False,
+        description="Requests per second per user; 0 = closed loop (next request when the last ended).",
+    )
+    prompt_tokens: LengthDistribution = Field(
+        default_factory=lambda: LengthDistribution(mean=128, sigma=0.5, min=8, max=1024)
+    )
+    output_tokens: LengthDistribution = Field(
+        default_factory=lambda: LengthDistribution(mean=48, sigma=0.5, min=4, max=256)
+    )
+    judge_share: Share = Field(
+        0.1, description="Share of requests sent as known prompts whose answers are checked (quality SLI)."
+    )
+    goodput: GoodputTargets = Field(default_factory=GoodputTargets)
+    request_timeout: PositiveSeconds = Field(30.0, description="A request slower than this fails.")
+    utilisation: str = Field(
+        "", description="What share of the fleet's capacity this load uses, and how that was worked out."
+    )
 
     @model_validator(mode="after")
     def _locustfile_given(self) -> LoadSpec:
@@ -93,25 +143,53 @@ class Phases(_Strict):
     )
 
 
+class AnyOf(_Strict):
+    any_of: list[str] = Field(min_length=2, description="At least one of these alerts must fire.")
+
+
 class Objectives(_Strict):
-    rto_max: Seconds | None = None
-    capacity_rto_max: Seconds | None = Field(
-        None,
-        description="Injection -> ready GPU nodes back at their pre-fault count (held), from Prometheus.",
+    rto_max: Seconds | None = Field(
+        None, description="Injection -> every SLI of the scenario back within its objective (held)."
     )
-    rpo_max: Seconds | None = None
-    ttd_max: Seconds | None = None
-    expected_alerts: list[str] = Field(default_factory=list)
-    max_budget_spent: float | None = Field(
-        None, ge=0, le=1, description="Share of the SLO period's error budget the game day may spend."
+    capacity_rto_max: Seconds | None = Field(
+        None, description="Injection -> ready GPU nodes back at their pre-fault count (held)."
+    )
+    rpo_max: Seconds | None = Field(None, description="Acknowledged writes lost in the store's failover.")
+    ttd_max: Seconds | None = Field(None, description="Injection -> the first expected alert that pages.")
+    ttd_ticket_max: Seconds | None = Field(
+        None, description="Injection -> the first expected alert that opens a ticket."
+    )
+    expected_alerts: list[str | AnyOf] = Field(
+        default_factory=list, description="Each must fire after the injection (or one of an any_of group)."
+    )
+    max_budget_spent: Share | dict[str, Share] | None = Field(
+        None,
+        description="Share of each SLO's period budget the game day may spend (one number for every SLO, "
+        "or per SLO name).",
     )
     runbooks: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _ttd_needs_alerts(self) -> Objectives:
-        if self.ttd_max is not None and not self.expected_alerts:
-            raise ValueError("ttd_max needs expected_alerts (which alert counts as detection)")
+        if (self.ttd_max is not None or self.ttd_ticket_max is not None) and not self.expected_alerts:
+            raise ValueError("ttd_max needs expected_alerts (which alerts count as detection)")
         return self
+
+    def all_of(self) -> list[str]:
+        return [a for a in self.expected_alerts if isinstance(a, str)]
+
+    def any_of(self) -> list[list[str]]:
+        return [a.any_of for a in self.expected_alerts if isinstance(a, AnyOf)]
+
+    def alert_names(self) -> list[str]:
+        return [*self.all_of(), *(n for group in self.any_of() for n in group)]
+
+    def budget_limits(self, slo_names: list[str]) -> dict[str, float]:
+        if self.max_budget_spent is None:
+            return {}
+        if isinstance(self.max_budget_spent, dict):
+            return dict(self.max_budget_spent)
+        return dict.fromkeys(slo_names, float(self.max_budget_spent))
 
 
 class Guardrail(_Strict):
@@ -119,7 +197,7 @@ class Guardrail(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     query: str = Field(min_length=1, description="PromQL returning one number (first sample is used).")
-    above: float
+    above: float = Field(allow_inf_nan=False)
     for_seconds: Seconds = Field(0.0, alias="for")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -135,13 +213,14 @@ class Scenario(_Strict):
     phases: Phases
     objectives: Objectives = Field(default_factory=Objectives)
     guardrails: list[Guardrail] = Field(default_factory=list)
-    sli: Literal["availability", "quality"] = Field(
-        "availability",
-        description="What RTO watches: request success (load generator) or canary correctness.",
-    )
-    slo_objective: float = Field(
-        0.99, gt=0, lt=1, description="Success ratio per second that counts as 'within objective'."
-    )
+
+    @model_validator(mode="after")
+    def _unique_guardrails(self) -> Scenario:
+        names = [g.name for g in self.guardrails]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"guardrail names must be unique: {', '.join(dupes)}")
+        return self
 
 
 def scenario_json_schema() -> dict[str, Any]:

@@ -1,45 +1,69 @@
-"""Game-day analysis: pure functions over pandas frames, no I/O.
+"""Game-day analysis: pure functions over pandas frames and records, no I/O.
 
-Public API (timestamps are epoch seconds floats, column `ts`):
-- `burn_rate(error_ratio, objective) -> float`; `budget_used(error_ratio, objective, window_s, period_s)`.
-- `budget_spent(bad_events, total_events, duration_s, objective, period_s) -> float | None`:
-  bad events of the run / bad events the SLO allows over its whole period at the observed request rate.
-- `budget_spent_over_time(stats, objective, period_s) -> Series | None`: the same, second by second
-  (its last value is the run's `budget_spent`).
-- `ttd(alerts, inject_ts, expected) -> float | None`: `alerts` is an ALERTS-style frame with columns
-  `ts, alertname, alertstate` (the Prometheus `timestamp` column is accepted too); None = never fired.
-- `rto(stats, inject_ts, objective, hold_s, end_ts=None) -> Recovery`: `stats` is the load generator's
-  per-second frame (`ts, requests, failures`); `Recovery.status` is "recovered" | "no_impact" |
-  "unrecovered", `Recovery.rto_seconds` is set only for "recovered".
-- `rto_from_series(series, inject_ts, max_error_ratio, hold_s)`: the same over a Prometheus error-ratio
-  series (`ts, value`), for the cross-check.
-- `rpo(writes, fault_ts) -> Rpo`: `writes` from the canary (`seq, ts, acked, survived`).
-- `impact(stats, fault_start, fault_end) -> dict[str, PhaseImpact]` (keys before/during/after).
-- `verdicts(rto_max=, rpo_max=, ttd_max=, max_budget_spent=, <measurements>) -> list[ObjectiveResult]`
-  (name, target, measured, unit, verdict "pass"|"fail"|"no_data", detail); `all_passed(results)`.
+- `sli.per_second(load, SliSpec)`: a client-side SLI second by second (good / bad / unknown).
+- `recovery.*`: RTO (`rto_from_seconds`, `rto_from_series` for the Prometheus cross-check),
+  `capacity_rto` over a series, one definition of "back within objective and held".
+- `capacity.*`: ready GPU nodes replayed from ground-truth `node_state` events.
+- `detection.*`: alert episodes, TTD per severity, silent expected and unexpected alerts.
+- `impact.*`: per phase totals and percentiles from merged histograms.
+- `budget.*`, `rpo.*`, `objectives.*` (verdicts: pass or fail, never "no data").
 """
 
 from reliability.analysis.budget import budget_spent, budget_spent_over_time, budget_used, burn_rate
-from reliability.analysis.detection import ttd
+from reliability.analysis.capacity import CapacityLoss, capacity_recovery, ready_count
+from reliability.analysis.detection import AlertReport, Episode, ExpectedAlerts, analyse_alerts, episodes, ttd
 from reliability.analysis.impact import PhaseImpact, impact
-from reliability.analysis.objectives import ObjectiveResult, all_passed, verdicts
-from reliability.analysis.recovery import Recovery, capacity_rto, rto, rto_from_series
-from reliability.analysis.rpo import Rpo, rpo
+from reliability.analysis.objectives import (
+    Measured,
+    ObjectiveResult,
+    ObjectiveTargets,
+    SliOutcome,
+    all_passed,
+    verdicts,
+)
+from reliability.analysis.recovery import (
+    Recovery,
+    baseline_share,
+    capacity_rto,
+    recovery,
+    rto_from_seconds,
+    rto_from_series,
+)
+from reliability.analysis.rpo import FailedWrites, Rpo, failed_writes, rpo
+from reliability.analysis.sli import CLIENT_SLIS, SliSpec, per_second
 
 __all__ = [
+    "CLIENT_SLIS",
+    "AlertReport",
+    "CapacityLoss",
+    "Episode",
+    "ExpectedAlerts",
+    "FailedWrites",
+    "Measured",
     "ObjectiveResult",
+    "ObjectiveTargets",
     "PhaseImpact",
     "Recovery",
     "Rpo",
+    "SliOutcome",
+    "SliSpec",
     "all_passed",
+    "analyse_alerts",
+    "baseline_share",
     "budget_spent",
     "budget_spent_over_time",
     "budget_used",
     "burn_rate",
+    "capacity_recovery",
     "capacity_rto",
+    "episodes",
+    "failed_writes",
     "impact",
+    "per_second",
+    "ready_count",
+    "recovery",
     "rpo",
-    "rto",
+    "rto_from_seconds",
     "rto_from_series",
     "ttd",
     "verdicts",

@@ -22,7 +22,7 @@ def budget_spent(
 ) -> float | None:
     """Bad events of the run / bad events the SLO allows over its whole period at the observed rate.
 
-    None when nothing was sent: with no request rate there is no budget to compare against.
+    None when nothing was counted: with no event rate there is no budget to compare against.
     """
     if total_events <= 0 or duration_s <= 0:
         return None
@@ -30,14 +30,15 @@ def budget_spent(
     return bad_events / allowed
 
 
-def budget_spent_over_time(load: pd.DataFrame, objective: float, period_s: float) -> pd.Series | None:
+def budget_spent_over_time(seconds: pd.DataFrame, objective: float, period_s: float) -> pd.Series | None:
     """Error budget spent by the end of each second of the run, charged exactly as the whole run
-    is (same request rate and span), so the last value is the run's `budget_spent`."""
-    if load.empty:
+    is (same event rate and span), so the last value is the run's budget spent. `seconds` has one
+    row per second with `ts`, `total` and `bad` events of one SLI (`analysis.sli.per_second`)."""
+    if seconds.empty:
         return None
-    span = float(load["ts"].max() - load["ts"].min()) + 1.0
-    total = float(load["requests"].sum())
-    bad = load["failures"].astype(float).fillna(0.0).cumsum()
-    spent = bad.map(lambda b: budget_spent(float(b), total, span, objective, period_s))
-    # budget_spent says None when nothing was sent: then there is no budget to draw either.
-    return None if spent.isna().any() else spent.astype(float)
+    span = float(seconds["ts"].max() - seconds["ts"].min()) + 1.0
+    total = float(seconds["total"].sum())
+    if total <= 0:
+        return None
+    bad = seconds["bad"].astype(float).fillna(0.0).cumsum()
+    return bad.map(lambda b: budget_spent(float(b), total, span, objective, period_s)).astype(float)

@@ -1,4 +1,11 @@
-"""Recovery time objective, measured: injection -> SLI back within objective for the hold period."""
+"""Recovery, measured: injection -> the SLI back within its objective and held there.
+
+One definition serves the live view, the report and the Prometheus cross-check: `recovery()` over
+per-second statuses (GOOD / BAD / UNKNOWN, see `reliability.analysis.sli`). A sample covers
+[ts, next ts). Recovery is the start of the first stretch after the first bad sample that begins
+with a good sample, contains no bad sample and lasts `hold_s`; when the bad second just before it
+knows its last bad event, recovery is placed at that moment instead of the next second's boundary.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from reliability.analysis._frames import with_ts
+from reliability.analysis.sli import BAD, GOOD, UNKNOWN
 
-Status = Literal["recovered", "no_impact", "unrecovered"]
+Status = Literal["recovered", "no_impact", "unrecovered", "unmeasured", "baseline_violated"]
 
 
 @dataclass(frozen=True)
@@ -19,72 +27,100 @@ class Recovery:
     rto_seconds: float | None
     impact_start_ts: float | None = None
     recovered_ts: float | None = None
+    detail: str = ""
 
 
-def rto(
-    stats: pd.DataFrame, inject_ts: float, objective: float, hold_s: float, end_ts: float | None = None
+def recovery(
+    ts: np.ndarray,
+    status: np.ndarray,
+    inject_ts: float,
+    hold_s: float,
+    last_bad: np.ndarray | None = None,
+    step: float = 1.0,
 ) -> Recovery:
-    """RTO from the per-second load stats (`ts, requests, failures`).
+    """Over samples at/after injection. `unmeasured` when no sample says anything (all unknown)."""
+    ts = np.asarray(ts, dtype=float)
+    status = np.asarray(status, dtype=int)
+    keep = ts + step > inject_ts  # the sample the injection falls in belongs to the fault
+    ts, status = ts[keep], status[keep]
+    if last_bad is not None:
+        last_bad = np.asarray(last_bad, dtype=float)[keep]
+    if ts.size == 0 or not np.any(status != UNKNOWN):
+        return Recovery("unmeasured", None, detail="no sample of this SLI after the injection")
+    bad_idx = np.flatnonzero(status == BAD)
+    if bad_idx.size == 0:
+        return Recovery("no_impact", None, detail="never left its objective")
+    impact_start = max(float(ts[bad_idx[0]]), inject_ts)
+    end_of_data = float(ts[-1]) + step
+    for i in np.flatnonzero(status == GOOD):
+        if i <= bad_idx[0]:
+            continue
+        prev_bad = bad_idx[bad_idx < i]
+        later_bad = bad_idx[bad_idx > i]
+        # Only the first good sample after a bad one can start a recovery.
+        if np.any(status[prev_bad[-1] + 1 : i] == GOOD):
+            continue
+        run_end = float(ts[later_bad[0]]) if later_bad.size else end_of_data
+        if run_end - float(ts[i]) < hold_s:
+            continue
+        recovered = float(ts[i])
+        j = prev_bad[-1]
+        if last_bad is not None and j == i - 1 and np.isfinite(last_bad[j]):
+            recovered = min(recovered, max(float(last_bad[j]), float(ts[j])))
+        recovered = max(recovered, inject_ts)
+        return Recovery("recovered", recovered - inject_ts, impact_start, recovered)
+    return Recovery("unrecovered", None, impact_start, detail="not back within objective and held")
 
-    A second is bad when its success ratio is below `objective`; seconds without requests are
-    bad too (no traffic served is not availability). With no bad second after injection the fault
-    had no visible impact - reported as such, never as RTO 0.
-    """
-    frame = with_ts(stats)
-    frame = frame[frame["ts"] >= inject_ts]
-    if end_ts is not None:
-        frame = frame[frame["ts"] <= end_ts]
-    requests = frame["requests"].astype(float)
-    success = (requests - frame["failures"].astype(float)) / requests.where(requests > 0)
-    good = (success >= objective).fillna(False)
-    last_failure = frame["last_failure_ts"].astype(float).to_numpy() if "last_failure_ts" in frame else None
-    return _recovery(
-        frame["ts"].to_numpy(dtype=float), good.to_numpy(dtype=bool), inject_ts, hold_s, last_failure
+
+def rto_from_seconds(frame: pd.DataFrame, inject_ts: float, hold_s: float) -> Recovery:
+    """`recovery()` over a per-second SLI frame (`reliability.analysis.sli.per_second`)."""
+    if frame.empty:
+        return Recovery("unmeasured", None, detail="no client data")
+    return recovery(
+        frame["ts"].to_numpy(dtype=float),
+        frame["status"].to_numpy(dtype=int),
+        inject_ts,
+        hold_s,
+        frame["last_bad_ts"].to_numpy(dtype=float) if "last_bad_ts" in frame else None,
     )
 
 
 def rto_from_series(
     series: pd.DataFrame, inject_ts: float, max_error_ratio: float, hold_s: float
 ) -> Recovery:
-    """The same over a Prometheus error-ratio series (`ts`/`timestamp`, `value`); NaN counts as bad."""
+    """The same over a Prometheus error-ratio series (`ts`/`timestamp`, `value`): a sample within
+    `max_error_ratio` is good, above it bad, NaN (no traffic in the window) unknown."""
     frame = with_ts(series)
-    frame = frame[frame["ts"] >= inject_ts]
-    good = (frame["value"].astype(float) <= max_error_ratio).to_numpy(dtype=bool)
-    return _recovery(frame["ts"].to_numpy(dtype=float), good, inject_ts, hold_s)
+    if frame.empty:
+        return Recovery("unmeasured", None, detail="no Prometheus samples")
+    values = frame["value"].astype(float).to_numpy()
+    status = np.where(np.isnan(values), UNKNOWN, np.where(values <= max_error_ratio + 1e-12, GOOD, BAD))
+    ts = frame["ts"].astype(float).to_numpy()
+    step = float(np.min(np.diff(np.unique(ts)))) if np.unique(ts).size > 1 else 1.0
+    return recovery(ts, status, inject_ts, hold_s, step=step)
 
 
 def capacity_rto(series: pd.DataFrame, inject_ts: float, hold_s: float) -> Recovery:
-    """Time from injection until serving capacity (`value`, e.g. ready GPU nodes) is back at its level
-    just before the injection and stays there for `hold_s`. The client-visible RTO can be "no
-    impact" while a lost node is still being replaced; this is the capacity side of recovery."""
-    frame = with_ts(series).sort_values("ts")
+    """Injection -> serving capacity (`value`, e.g. ready GPU nodes) back at its level just before
+    the injection, held for `hold_s`. `no_impact` when it never dropped."""
+    frame = with_ts(series)
     before = frame[frame["ts"] < inject_ts]["value"].astype(float)
     if before.empty:
-        return Recovery("no_impact", None)
-    baseline = float(before.iloc[-3:].max())
+        return Recovery("unmeasured", None, detail="no capacity sample before the injection")
+    baseline = float(before.iloc[-1])
     after = frame[frame["ts"] >= inject_ts]
-    good = (after["value"].astype(float) >= baseline).to_numpy(dtype=bool)
-    return _recovery(after["ts"].to_numpy(dtype=float), good, inject_ts, hold_s)
+    if after.empty:
+        return Recovery("unmeasured", None, detail="no capacity sample after the injection")
+    ts = after["ts"].astype(float).to_numpy()
+    status = np.where(after["value"].astype(float).to_numpy() >= baseline - 1e-9, GOOD, BAD)
+    step = float(np.min(np.diff(ts))) if ts.size > 1 else 1.0
+    return recovery(ts, status, inject_ts, hold_s, step=step)
 
 
-def _recovery(
-    ts: np.ndarray, good: np.ndarray, inject_ts: float, hold_s: float, last_failure: np.ndarray | None = None
-) -> Recovery:
-    """Over samples at `ts` (a sample covers [ts, next ts)). Recovery is the start of the first good
-    run lasting `hold_s` - or, when known, the last failure inside the bad sample before it, which
-    places recovery within the second instead of at the next second's boundary."""
-    bad_idx = np.flatnonzero(~good)
-    if bad_idx.size == 0:
-        return Recovery("no_impact", None)
-    impact_start = float(ts[bad_idx[0]])
-    # Candidates: each good sample that ends a bad stretch; the first whose good run lasts hold_s wins.
-    starts = np.flatnonzero(good & np.r_[True, ~good[:-1]])
-    for start in starts[starts > bad_idx[0]]:
-        later_bad = bad_idx[bad_idx > start]
-        run_end = ts[later_bad[0]] if later_bad.size else ts[-1]
-        if run_end - ts[start] >= hold_s:
-            recovered = float(ts[start])
-            if last_failure is not None and start > 0 and np.isfinite(last_failure[start - 1]):
-                recovered = min(recovered, max(float(last_failure[start - 1]), float(ts[start - 1])))
-            return Recovery("recovered", recovered - inject_ts, impact_start, recovered)
-    return Recovery("unrecovered", None, impact_start)
+def baseline_share(frame: pd.DataFrame, start_ts: float, inject_ts: float) -> tuple[float | None, int]:
+    """(good share, events) of a per-second SLI frame over [start_ts, inject_ts)."""
+    part = frame[(frame["ts"] >= start_ts) & (frame["ts"] + 1.0 <= inject_ts)]
+    total = float(part["total"].sum()) if not part.empty else 0.0
+    if total <= 0:
+        return None, 0
+    return (total - float(part["bad"].sum())) / total, int(total)

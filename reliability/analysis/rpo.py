@@ -45,3 +45,29 @@ def rpo(writes: pd.DataFrame, fault_ts: float, landed_ts: float | None = None) -
         return Rpo(last_acked - first, lost, last_acked, None)
     last_survived = float(survived["ts"].max())
     return Rpo(max(0.0, last_acked - last_survived), lost, last_acked, last_survived)
+
+
+@dataclass(frozen=True)
+class FailedWrites:
+    count: int
+    first_ts: float | None
+    last_ts: float | None
+
+    @property
+    def span_seconds(self) -> float:
+        return 0.0 if self.first_ts is None or self.last_ts is None else self.last_ts - self.first_ts
+
+
+def failed_writes(writes: pd.DataFrame, since: float, until: float | None = None) -> FailedWrites:
+    """Canary writes the store did not acknowledge in [since, until]: writes users would have
+    seen fail while the store failed over."""
+    if writes.empty:
+        return FailedWrites(0, None, None)
+    ts = writes["ts"].astype(float)
+    mask = ~writes["acked"].astype(bool) & (ts >= since)
+    if until is not None:
+        mask &= ts <= until
+    failed = ts[mask]
+    if failed.empty:
+        return FailedWrites(0, None, None)
+    return FailedWrites(int(failed.size), float(failed.min()), float(failed.max()))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 from xml.etree import ElementTree as ET
 
 from reliability.files import write_atomic
 from reliability.gameday.live import ViewMode
 from reliability.gameday.orchestrator import GameDayOutcome, prepare, run_gameday
+from reliability.report.model import RunResult
 
 
 def combine_junit(files: list[Path]) -> str:
@@ -56,7 +56,7 @@ def gate(
     return gate_exit_code(outcomes), outcomes
 
 
-def rebuild_reports(run_dir: Path) -> dict[str, Any]:
+def rebuild_reports(run_dir: Path) -> RunResult:
     from reliability.errors import InputError
     from reliability.gameday import integrations
 

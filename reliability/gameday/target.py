@@ -24,6 +24,7 @@ class TargetInfo:
     endpoint: str
     events_path: Path
     started_by_us: bool
+    golden_path: Path | None = None  # known prompts and answers (quality judged by the load generator)
 
 
 class LabTarget(AbstractContextManager["LabTarget"]):
@@ -61,6 +62,7 @@ class LabTarget(AbstractContextManager["LabTarget"]):
             endpoint=str(self._lab.endpoint),
             events_path=Path(self._lab.events_path),
             started_by_us=True,
+            golden_path=_golden(Path(self._lab.workdir)),
         )
         return self
 
@@ -81,6 +83,7 @@ class LabTarget(AbstractContextManager["LabTarget"]):
             endpoint=str(endpoint),
             events_path=state_file.parent / "events.jsonl",
             started_by_us=False,
+            golden_path=_golden(state_file.parent),
         )
 
     def __exit__(
@@ -89,3 +92,8 @@ class LabTarget(AbstractContextManager["LabTarget"]):
         lab, self._lab = self._lab, None
         if lab is not None:
             lab.stop()
+
+
+def _golden(workdir: Path) -> Path | None:
+    path = workdir / "golden.jsonl"
+    return path if path.is_file() else None

@@ -39,7 +39,7 @@ def build_reports(
     outputs = {
         "postmortem.md": render_postmortem(result, data.scenario, data.timeline, data.events, links),
         "report.html": render_html(
-            result, data.scenario, data.load, data.series.get("requests_by_region"), links
+            result, data.scenario, data.load, data.series.get("requests_by_region"), links, data.slos
         ),
         "junit.xml": junit_xml(result),
         # result.json last: it is what `gate` reads, so it only appears once the rest is there.

@@ -9,11 +9,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from reliability.analysis import budget_spent_over_time
+from reliability.analysis import budget_spent_over_time, histogram, per_second
 from reliability.report.links import RunbookLinks
 from reliability.report.model import RunResult
-from reliability.report.summary import fmt, pct, silent_alerts, summary_sentence, with_unit
+from reliability.report.summary import fmt, headline, impact_lines, pct, summary_sentence, utc, with_unit
 from reliability.scenario import Scenario
+from reliability.slo.model import SLO
 
 
 def _dt(ts: pd.Series | float) -> pd.Series | datetime:
@@ -29,20 +30,20 @@ def _period(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def budget_title(r: RunResult) -> str:
-    """The budget chart's title, naming the SLO it is charged against (as result.json's `budget_spent`)."""
-    if r.budget_objective is None or r.slo_period_s is None:
-        return "Error budget spent"
-    return f"Error budget spent ({r.budget_objective * 100:g}% over {_period(r.slo_period_s)})"
-
-
-def build_figure(r: RunResult, load: pd.DataFrame, by_region: pd.DataFrame | None) -> go.Figure:
+def build_figure(
+    r: RunResult, load: pd.DataFrame, by_region: pd.DataFrame | None, slos: list[SLO] | None = None
+) -> go.Figure:
     fig = make_subplots(
         rows=4,
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.06,
-        subplot_titles=("Error ratio", "Latency (ms)", "Traffic per region (req/s)", budget_title(r)),
+        subplot_titles=(
+            "Error ratio (load generator)",
+            "Latency (ms, per second)",
+            "Traffic per region (responses/s, Prometheus)",
+            "Error budget spent, per SLO",
+        ),
     )
     if not load.empty:
         x = _dt(load["ts"])
@@ -52,16 +53,25 @@ def build_figure(r: RunResult, load: pd.DataFrame, by_region: pd.DataFrame | Non
             fig.add_trace(
                 go.Scatter(x=x, y=load[col], name=col.removesuffix("_ms"), mode="lines"), row=2, col=1
             )
-        spent = (
-            budget_spent_over_time(load, r.budget_objective, r.slo_period_s)
-            if r.budget_objective is not None and r.slo_period_s is not None
-            else None
-        )
-        if spent is not None:
-            fig.add_trace(go.Scatter(x=x, y=spent, name="budget spent", mode="lines"), row=4, col=1)
-    if by_region is not None and not by_region.empty and "region" in by_region:
-        per = by_region.groupby(["timestamp", "region"])["value"].sum().reset_index()
-        for region, part in per.groupby("region"):
+        for column, label in (("ttft_ms", "TTFT p95"), ("itl_ms", "ITL p95")):
+            if column in load:
+                p95 = [histogram.percentile(histogram.as_hist(h), 0.95) for h in load[column]]
+                if any(v is not None for v in p95):
+                    fig.add_trace(go.Scatter(x=x, y=p95, name=label, mode="lines"), row=2, col=1)
+        from reliability.report.analyze import client_spec
+
+        for slo in slos or []:
+            spec = client_spec(slo)
+            if spec is None:
+                continue
+            spent = budget_spent_over_time(
+                per_second(load, spec), float(slo.objective_ratio), float(slo.period_s)
+            )
+            if spent is not None:
+                fig.add_trace(go.Scatter(x=x, y=spent, name=f"budget {slo.name}", mode="lines"), row=4, col=1)
+    if by_region is not None and not by_region.empty and "server" in by_region:
+        per = by_region.groupby(["timestamp", "server"])["value"].sum().reset_index()
+        for region, part in per.groupby("server"):
             fig.add_trace(
                 go.Scatter(x=_dt(part["timestamp"]), y=part["value"], name=f"region {region}", mode="lines"),
                 row=3,
@@ -114,47 +124,77 @@ def _objectives(r: RunResult) -> str:
     )
 
 
-def _alerts(r: RunResult, sc: Scenario, links: RunbookLinks) -> str:
-    expected = set(sc.objectives.expected_alerts)
-    items = []
-    for alert in r.alerts_fired:
-        tag = " (expected)" if alert in expected else ""
-        if alert in links.by_alert:
-            rid, href = links.by_alert[alert]
-            runbook = f"runbook <a href='{_e(href)}'>{_e(rid)}</a>"
+def _alerts(r: RunResult, links: RunbookLinks) -> str:
+    rows = []
+    for a in r.alerts:
+        if a.alertname in links.by_alert:
+            rid, href = links.by_alert[a.alertname]
+            runbook = f"<a href='{_e(href)}'>{_e(rid)}</a>"
         else:
             runbook = "<span class='fail'>no runbook!</span>"
-        items.append(f"<li>{_e(alert)}{tag}: {runbook}</li>\n")
-    fired = f"<ul id='alerts'>\n{''.join(items)}</ul>" if items else "<p id='alerts'>No alert fired.</p>"
-    silent = "".join(f"<li>{_e(a)}</li>\n" for a in silent_alerts(r, sc))
+        expected = "expected" if a.expected else "<span class='fail'>unexpected</span>"
+        resolved = utc(a.end_ts) if a.end_ts is not None else "still firing"
+        rows.append(
+            f"<tr><td>{_e(a.alertname)}</td><td>{_e(a.severity)}</td><td>{expected}</td>"
+            f"<td>{_e(utc(a.start_ts))}</td><td>{_e(resolved)}</td><td>{_e(fmt(a.ttd_seconds))}</td>"
+            f"<td>{runbook}</td></tr>\n"
+        )
+    fired = (
+        "<table id='alerts'>\n<tr><th>Alert</th><th>Severity</th><th>Expected</th><th>Fired (UTC)</th>"
+        f"<th>Resolved (UTC)</th><th>s after injection</th><th>Runbook</th></tr>\n{''.join(rows)}</table>"
+        if rows
+        else "<p id='alerts'>No alert fired after the injection.</p>"
+    )
+    silent = "".join(f"<li>{_e(a)}</li>\n" for a in r.expected_alerts_silent)
     if silent:
         fired += f"\n<p class='fail'>Expected but never fired:</p>\n<ul id='silent-alerts'>\n{silent}</ul>"
-    detect = f" Time to detect: {_e(fmt(r.ttd_seconds))} s." if r.ttd_seconds is not None else ""
-    expected_text = ", ".join(sc.objectives.expected_alerts) or "(none set)"
-    return (
-        "<h2>Alerts</h2>\n<p>Each alert that fired, with the runbook on-call would have followed. "
-        f"Expected: {_e(expected_text)}.{detect}</p>\n{fired}"
+    detect = "".join(
+        f" Time to detect ({_e(d.severity)}): {_e(fmt(d.ttd_seconds))} s ({_e(d.alertname)})."
+        for d in r.detection
     )
+    intro = f"Each alert that fired, with the runbook on-call would have followed.{detect}"
+    return f"<h2>Alerts</h2>\n<p>{intro}</p>\n{fired}"
+
+
+def _findings(r: RunResult) -> str:
+    if not r.findings:
+        return ""
+    items = "".join(f"<li><b>{_e(f.kind.replace('_', ' '))}</b>: {_e(f.message)}</li>\n" for f in r.findings)
+    return f"<h2>Findings</h2>\n<ul id='findings'>\n{items}</ul>"
 
 
 def _impact(r: RunResult) -> str:
+    lines = "".join(f"<li>{_e(line)}</li>\n" for line in impact_lines(r))
+    stated = (
+        f"<ul id='impact-lines'>\n{lines}</ul>" if lines else "<p>Users saw no impact during the fault.</p>"
+    )
     if not r.impact:
         table = "<p>No load data to compare.</p>"
     else:
         rows = "".join(
             f"<tr><td>{_e(name)}</td><td>{p.requests}</td><td>{p.failures}</td>"
             f"<td>{_e(fmt(p.error_ratio, 4))}</td><td>{_e(fmt(p.p50_ms))}</td><td>{_e(fmt(p.p95_ms))}</td>"
-            f"<td>{_e(fmt(p.p99_ms))}</td></tr>\n"
+            f"<td>{_e(fmt(p.p99_ms))}</td><td>{_e(fmt(p.ttft_p95_ms))}</td><td>{_e(fmt(p.itl_p95_ms))}</td>"
+            f"<td>{p.wrong}/{p.judged}</td></tr>\n"
             for name, p in r.impact.items()
         )
         table = (
             "<table id='impact'>\n<tr><th>Phase</th><th>Requests</th><th>Failed</th><th>Error ratio</th>"
-            f"<th>p50 ms</th><th>p95 ms</th><th>p99 ms</th></tr>\n{rows}</table>"
+            "<th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>TTFT p95 ms</th><th>ITL p95 ms</th>"
+            f"<th>Wrong answers</th></tr>\n{rows}</table>"
         )
-    return (
-        f"<h2>Impact</h2>\n{table}\n<p>Error budget spent by the game day: {_e(pct(r.budget_spent))} "
-        "of the SLO period's budget.</p>"
+    budget = "".join(
+        f"<tr><td>{_e(s.slo)}</td><td>{_e(pct(s.objective, 3))}</td><td>{_e(pct(s.budget_spent, 3))}</td>"
+        f"<td>{_e(s.budget_evidence)}</td></tr>\n"
+        for s in r.slis
     )
+    budget_table = (
+        "<table id='budget'>\n<tr><th>SLO</th><th>Objective</th><th>Budget spent</th><th>Source</th></tr>\n"
+        f"{budget}</table>"
+        if budget
+        else ""
+    )
+    return f"<h2>Impact</h2>\n{stated}\n{table}\n<h3>Error budget per SLO</h3>\n{budget_table}"
 
 
 def render_html(
@@ -163,11 +203,12 @@ def render_html(
     load: pd.DataFrame,
     by_region: pd.DataFrame | None,
     links: RunbookLinks | None = None,
+    slos: list[SLO] | None = None,
 ) -> str:
     """The report page; `links` are the runbooks as `find_runbook_links` found them (none: no links)."""
     links = links or RunbookLinks()
-    charts = build_figure(r, load, by_region).to_html(include_plotlyjs=True, full_html=False)
-    status = "PASSED" if r.passed else "FAILED"
+    charts = build_figure(r, load, by_region, slos).to_html(include_plotlyjs=True, full_html=False)
+    status = headline(r)
     title = f"Game day {_e(r.scenario)}: {status}"
     error = f"<p class='fail'>Harness error: {_e(r.error)}</p>\n" if r.error else ""
     return f"""<!DOCTYPE html>
@@ -179,7 +220,8 @@ table{{border-collapse:collapse}} .pass{{color:green}} .fail{{color:#c00;font-we
 <h1>{title}</h1>
 {error}<p id="summary">{_e((sc.description or sc.name).strip())} {_e(summary_sentence(r))}</p>
 {_objectives(r)}
-{_alerts(r, sc, links)}
+{_alerts(r, links)}
+{_findings(r)}
 {_impact(r)}
 <h2>Charts</h2>
 {charts}

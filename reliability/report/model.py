@@ -1,10 +1,13 @@
-"""`result.json`: the single source of truth for a game day's outcome."""
+"""`result.json`: the single source of truth for a game day's outcome, typed from the analysis to
+every report (post-mortem, HTML, JUnit, the CLI summary, `gate`)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["passed", "failed", "error", "interrupted"]
 
 
 class _Strict(BaseModel):
@@ -16,42 +19,147 @@ class ObjectiveVerdict(_Strict):
     target: float
     measured: float | None
     unit: str
-    verdict: Literal["pass", "fail", "no_data"]
+    verdict: Literal["pass", "fail"]
     detail: str = ""
+    evidence: str = Field("", description="Which series, window or events the measurement comes from.")
 
 
 class PhaseSummary(_Strict):
+    seconds: int = 0
     requests: int
     failures: int
     error_ratio: float | None
+    failed_seconds: int = 0
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
+    ttft_p50_ms: float | None = None
+    ttft_p95_ms: float | None = None
+    ttft_p99_ms: float | None = None
+    itl_p95_ms: float | None = None
+    itl_p99_ms: float | None = None
+    judged: int = 0
+    wrong: int = 0
+    good: int | None = None
+    output_tokens: int = 0
+    max_latency_ms: float | None = None
+
+
+class SliResult(_Strict):
+    slo: str
+    client_sli: str | None = Field(None, description="The load generator's measurement of this SLI.")
+    objective: float = Field(description="Good share per second that counts as within objective.")
+    threshold_ms: float | None = None
+    source: Literal["client", "prometheus"]
+    status: Literal["recovered", "no_impact", "unrecovered", "unmeasured", "baseline_violated"]
+    rto_seconds: float | None = None
+    impact_start_ts: float | None = None
+    recovered_ts: float | None = None
+    baseline_share: float | None = None
+    detail: str = ""
+    evidence: str = ""
+    rto_prometheus_seconds: float | None = Field(
+        None, description="The same recovery seen on Prometheus' SLI (an independent cross-check)."
+    )
+    prometheus_evidence: str = ""
+    budget_spent: float | None = None
+    bad_events: float | None = None
+    total_events: float | None = None
+    budget_evidence: str = ""
+    period_s: float | None = None
+
+
+class AlertEpisode(_Strict):
+    alertname: str
+    severity: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    start_ts: float
+    end_ts: float | None = Field(None, description="None while still firing at the end of the run.")
+    expected: bool
+    ttd_seconds: float | None = None
+    late: bool = Field(False, description="Began only after the fault had been removed.")
+
+
+class DetectionResult(_Strict):
+    severity: str
+    alertname: str
+    ts: float
+    ttd_seconds: float
+    late: bool = False
+
+
+class Finding(_Strict):
+    """Something an SRE should look at that is not an objective: an unexpected or late page, an
+    alert firing before the fault, failed writes, a baseline outside the objective."""
+
+    kind: str
+    message: str
+    ts: float | None = None
+
+
+class CapacityResult(_Strict):
+    status: Literal["recovered", "no_impact", "unrecovered", "unmeasured"]
+    baseline: int | None = None
+    lowest: int | None = None
+    rto_seconds: float | None = Field(None, description="From ground truth (node readiness events).")
+    recovered_ts: float | None = None
+    rto_prometheus_seconds: float | None = Field(None, description="Ready GPU nodes as Prometheus saw them.")
+    evidence: str = ""
+
+
+class RpoResult(_Strict):
+    rpo_seconds: float | None = None
+    lost_writes: int | None = None
+    failed_writes: int = 0
+    failed_span_s: float | None = None
+    detail: str = ""
+
+
+class StageTime(_Strict):
+    """One stage of a GPU failure's handling (Xid reported, node condition, cordon, gateway
+    ejection, SLO alert), seconds after injection."""
+
+    stage: str
+    ground_truth_s: float | None = None
+    prometheus_s: float | None = None
+    evidence: str = ""
 
 
 class RunResult(_Strict):
     scenario: str
-    passed: bool
+    status: Status = "error"
+    passed: bool = False
+    error: str | None = None
+    interrupted: str | None = Field(None, description="Signal and phase, e.g. 'SIGTERM in baseline'.")
     objectives: list[ObjectiveVerdict] = Field(default_factory=list)
-    ttd_seconds: float | None = None
-    rto_seconds: float | None = None
-    rpo_seconds: float | None = None
-    capacity_rto_seconds: float | None = Field(
-        None, description="Injection -> serving capacity (ready GPU nodes) restored and held."
-    )
-    budget_spent: float | None = None
-    recovery: Literal["recovered", "no_impact", "unrecovered", "unknown"] = "unknown"
-    rto_prometheus_seconds: float | None = Field(None, description="RTO cross-checked on the Prometheus SLI.")
-    lost_writes: int | None = None
+    slis: list[SliResult] = Field(default_factory=list)
+    detection: list[DetectionResult] = Field(default_factory=list)
+    alerts: list[AlertEpisode] = Field(default_factory=list)
+    alerts_before_injection: list[AlertEpisode] = Field(default_factory=list)
+    expected_alerts_silent: list[str] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    capacity: CapacityResult | None = None
+    rpo: RpoResult | None = None
+    stages: list[StageTime] = Field(default_factory=list)
+    impact: dict[str, PhaseSummary] = Field(default_factory=dict)
     inject_ts: float | None = None
+    fault_landed_ts: float | None = None
     fault_end_ts: float | None = None
     detect_ts: float | None = None
     recovered_ts: float | None = None
-    alerts_fired: list[str] = Field(default_factory=list)
-    impact: dict[str, PhaseSummary] = Field(default_factory=dict)
-    budget_objective: float | None = Field(None, description="SLO objective the budget is charged against.")
-    slo_period_s: float | None = Field(None, description="SLO period the budget is charged against.")
-    error: str | None = None
+    started_ts: float | None = None
+    ended_ts: float | None = None
+
+    # Headline figures (the worst SLI; the page), kept flat for dashboards and `gate` summaries.
+    ttd_seconds: float | None = None
+    rto_seconds: float | None = None
+    rpo_seconds: float | None = None
+    capacity_rto_seconds: float | None = None
+    budget_spent: float | None = Field(None, description="The largest share spent of any SLO's budget.")
+
+    @property
+    def alerts_fired(self) -> list[str]:
+        return sorted({a.alertname for a in self.alerts})
 
 
 def result_json_schema() -> dict[str, object]:

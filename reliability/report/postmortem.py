@@ -1,5 +1,6 @@
 """`postmortem.md` after the Google SRE post-mortem template; the judgement sections are derived
-from the objective verdicts, so the document never claims more than was measured."""
+from the objective verdicts and the measured impact, so the document never claims more than was
+measured and never stays silent about what users saw."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from typing import Any
 from jinja2 import Environment, StrictUndefined
 
 from reliability.report.links import RunbookLinks
-from reliability.report.model import ObjectiveVerdict, RunResult
+from reliability.report.model import ObjectiveVerdict, RunResult, SliResult
 from reliability.report.summary import (
     fmt,
+    headline,
+    impact_lines,
     pct,
-    recovery_text,
-    silent_alerts,
     summary_sentence,
     utc,
     with_unit,
@@ -24,23 +25,39 @@ from reliability.scenario import Scenario
 _TEMPLATE = """\
 # Post-mortem: {{ sc.name }} game day
 
-**Status:** {{ "PASSED" if r.passed else "FAILED" }}{% if r.error %} (harness error: {{ r.error }}){% endif %}
+**Status:** {{ status }}{% if r.error %} ({{ r.error }}){% endif %}{% if r.interrupted %} \
+(interrupted: {{ r.interrupted }}){% endif %}
 **Date:** {{ date }}
 
 ## Summary
-{{ sc.description or sc.name }}
+{{ (sc.description or sc.name).strip() }}
+
 {{ summary }}
 
 ## Impact
-| Phase | Requests | Failed | Error ratio | p50 ms | p95 ms | p99 ms |
-|---|---|---|---|---|---|---|
-{% for name, p in r.impact.items() -%}
-| {{ name }} | {{ p.requests }} | {{ p.failures }} | {{ fmt(p.error_ratio, 4) }} | {{ fmt(p.p50_ms) }} \
-| {{ fmt(p.p95_ms) }} | {{ fmt(p.p99_ms) }} |
+{% for line in impact %}- {{ line }}
+{% else %}- Users saw no failed request, wrong answer or slowdown during the fault.
 {% endfor %}
-Error budget spent by the game day: {{ pct(r.budget_spent) }} of the SLO period's budget.
-{% if r.lost_writes is not none %}Acknowledged writes lost: {{ r.lost_writes }} \
-(RPO {{ fmt(r.rpo_seconds) }} s).
+{% if r.impact %}
+| Phase | Seconds | Requests | Failed | Error ratio | p50 ms | p95 ms | p99 ms | TTFT p95 ms | ITL p95 ms | Wrong answers |
+|---|---|---|---|---|---|---|---|---|---|---|
+{% for name, p in r.impact.items() -%}
+| {{ name }} | {{ p.seconds }} | {{ p.requests }} | {{ p.failures }} | {{ fmt(p.error_ratio, 4) }} | {{ fmt(p.p50_ms) }} \
+| {{ fmt(p.p95_ms) }} | {{ fmt(p.p99_ms) }} | {{ fmt(p.ttft_p95_ms) }} | {{ fmt(p.itl_p95_ms) }} | {{ p.wrong }}/{{ p.judged }} |
+{% endfor %}
+Percentiles are computed from each phase's merged latency histograms.
+{% endif %}
+{% if r.slis %}
+### Error budget, per SLO
+| SLO | Objective | Budget spent | Events (bad / total) | Source |
+|---|---|---|---|---|
+{% for s in r.slis -%}
+| {{ s.slo }} | {{ pct(s.objective, 3) }} | {{ pct(s.budget_spent, 3) }} | {{ events(s) }} | {{ s.budget_evidence or "n/a" }} |
+{% endfor %}{% endif %}
+{% if r.rpo is not none %}
+### Data
+RPO {{ fmt(r.rpo.rpo_seconds, 2) }} s; acknowledged writes lost: {{ r.rpo.lost_writes if r.rpo.lost_writes is not none else "n/a" }}; \
+writes that failed: {{ r.rpo.failed_writes }}{% if r.rpo.failed_span_s %} over {{ fmt(r.rpo.failed_span_s) }} s{% endif %}.
 {% endif %}
 ## Timeline (UTC)
 | Time | Event |
@@ -49,15 +66,34 @@ Error budget spent by the game day: {{ pct(r.budget_spent) }} of the SLO period'
 | {{ t }} | {{ what }} |
 {% endfor %}
 ## Detection
-{% if r.alerts_fired %}Alerts that fired (each with the runbook on-call would have followed):
-{% for alert in r.alerts_fired %}- {{ alert }}{% if alert in alert_links %}: \
-[{{ alert_links[alert][0] }}]({{ alert_links[alert][1] }}){% else %} (no runbook!){% endif %}
-{% endfor %}{% else %}No alert fired.
-{% endif %}
-Expected: {{ sc.objectives.expected_alerts | join(", ") or "(none set)" }}; \
-time to detect {{ fmt(r.ttd_seconds) }} s.{% if silent %} Expected but never fired: \
-{{ silent | join(", ") }}.{% endif %}
+{% for d in r.detection -%}
+- {{ d.severity }}: {{ d.alertname }} after {{ fmt(d.ttd_seconds) }} s{% if d.late %} (only after the fault had been removed){% endif %}
+{% else -%}
+- Nothing expected fired.
+{% endfor %}
+{% if r.alerts %}
+Alerts that fired after the injection (each with the runbook on-call would have followed):
 
+| Alert | Severity | Expected | Fired (UTC) | Resolved (UTC) | Runbook |
+|---|---|---|---|---|---|
+{% for a in r.alerts -%}
+| {{ a.alertname }}{{ label_hint(a.labels) }} | {{ a.severity }} | {{ "yes" if a.expected else "**no**" }} | {{ utc(a.start_ts) }} \
+| {{ utc(a.end_ts) if a.end_ts else "still firing" }} | {{ runbook(a.alertname) }} |
+{% endfor %}{% else %}No alert fired after the injection.
+{% endif %}
+Expected: {{ expected or "(none set)" }}.{% if r.expected_alerts_silent %} **Expected but never fired: \
+{{ r.expected_alerts_silent | join(", ") }}.**{% endif %}
+{% if stages %}
+### GPU failure handling, stage by stage
+| Stage | Ground truth (s after injection) | Prometheus (s) | Evidence |
+|---|---|---|---|
+{% for st in stages -%}
+| {{ st.stage }} | {{ fmt(st.ground_truth_s) }} | {{ fmt(st.prometheus_s) }} | {{ st.evidence }} |
+{% endfor %}{% endif %}
+{% if r.findings %}
+### Findings
+{% for f in r.findings %}- **{{ f.kind | replace("_", " ") }}**: {{ f.message }}{% if f.ts %} ({{ utc(f.ts) }} UTC){% endif %}
+{% endfor %}{% endif %}
 ## Root cause
 {{ root_cause }}
 
@@ -65,11 +101,11 @@ time to detect {{ fmt(r.ttd_seconds) }} s.{% if silent %} Expected but never fir
 {{ resolution }}
 
 ## Objectives
-| Objective | Target | Measured | Verdict |
-|---|---|---|---|
+| Objective | Target | Measured | Verdict | Evidence |
+|---|---|---|---|---|
 {% for o in r.objectives -%}
 | {{ o.name }} | {{ with_unit(o.target, o.unit) }} | {{ with_unit(o.measured, o.unit) }} | {{ o.verdict }}\
-{% if o.detail %} ({{ o.detail }}){% endif %} |
+{% if o.detail %} ({{ o.detail }}){% endif %} | {{ o.evidence or "" }} |
 {% endfor %}
 ## Lessons learned
 ### What went well
@@ -89,51 +125,62 @@ time to detect {{ fmt(r.ttd_seconds) }} s.{% if silent %} Expected but never fir
 {% else %}- None: every objective held.
 {% endfor %}
 ## Supporting data
-`result.json`, `report.html`, `junit.xml`, `timeline.jsonl`, `events.jsonl`, `load_stats.jsonl`,
-`canary_writes.jsonl`, `series/*.csv`, `journal.json` in this directory.
+`result.json`, `report.html`, `junit.xml`, `run.json`, `timeline.jsonl`, `events.jsonl`,
+`load_stats.jsonl`, `canary_writes.jsonl`, `series/*.csv`, `journal.json` in this directory.
 """
 
 # A pass within this share of its limit is "lucky" rather than comfortably "well".
 LUCKY_MARGIN = 0.8
 
 
-def lessons(objectives: list[ObjectiveVerdict]) -> tuple[list[str], list[str], list[str]]:
-    """(went well, went badly, got lucky) from the verdicts."""
+def lessons(r: RunResult) -> tuple[list[str], list[str], list[str]]:
+    """(went well, went badly, got lucky) from the verdicts, the impact and the findings."""
     well, badly, lucky = [], [], []
-    for o in objectives:
-        line = f"{o.name}: {with_unit(o.measured, o.unit)} against a limit of {o.target:g} {o.unit}"
-        if o.detail:
-            line += f" ({o.detail})"
+    for o in r.objectives:
+        line = _line(o)
         if o.verdict == "fail":
             badly.append(line)
-        elif o.verdict == "no_data":
-            lucky.append(f"{line} - nothing to measure, so untested")
         elif o.measured is not None and o.target > 0 and o.measured > LUCKY_MARGIN * o.target:
             lucky.append(f"{line} - passed with less than {100 - LUCKY_MARGIN * 100:.0f}% headroom")
         else:
             well.append(line)
+    if r.inject_ts is not None:
+        badly += [f"Users: {line}" for line in impact_lines(r)]
+        badly += [f.message for f in r.findings if f.kind in ("unexpected_page", "late_alert")]
     return well, badly, lucky
 
 
-def action_items(r: RunResult, sc: Scenario, runbook_links: dict[str, str]) -> list[str]:
+def _line(o: ObjectiveVerdict) -> str:
+    line = f"{o.name}: {with_unit(o.measured, o.unit)} against a limit of {with_unit(o.target, o.unit)}"
+    return line + (f" ({o.detail})" if o.detail else "")
+
+
+def action_items(r: RunResult, runbook_links: dict[str, str]) -> list[str]:
     items = []
     links = ", ".join(f"[{rid}]({url})" for rid, url in runbook_links.items())
     for o in r.objectives:
         if o.verdict == "fail":
             items.append(
-                f"Bring {o.name} within {o.target:g} {o.unit}" + (f"; runbooks: {links}" if links else "")
+                f"Bring {o.name} within {with_unit(o.target, o.unit)}"
+                + (f"; runbooks: {links}" if links else "")
             )
     if r.error:
-        items.append(f"Fix the harness failure: {r.error}")
-    if links and not items:
-        items.append(f"Walk the next on-call through the runbooks this game day exercised: {links}")
+        items.append(f"Fix what kept the game day from being judged: {r.error}")
     if r.inject_ts is not None and not r.error:
-        for alert in silent_alerts(r, sc):
+        for alert in r.expected_alerts_silent:
             items.append(
                 f"Find out why {alert} never fired during the fault (a `for:` or threshold too slow "
                 "for this failure, or a detection gap)"
             )
+        for f in r.findings:
+            if f.kind == "unexpected_page":
+                items.append(f"Stop the false page: {f.message}")
+    if links and not items:
+        items.append(f"Walk the next on-call through the runbooks this game day exercised: {links}")
     return items
+
+
+_TIMELINE_EVENTS = {"experiment_start", "method_start", "rollback_start", "rollback_end", "experiment_end"}
 
 
 def timeline_rows(
@@ -141,21 +188,27 @@ def timeline_rows(
 ) -> list[tuple[str, str]]:
     rows: list[tuple[float, str]] = []
     for rec in timeline:
-        if rec.get("event") in {
-            "experiment_start",
-            "method_start",
-            "rollback_start",
-            "rollback_end",
-            "experiment_end",
-        }:
-            rows.append((float(rec["ts"]), f"chaos: {rec['event']}"))
-        elif rec.get("event") == "activity_start" and rec.get("type") == "action":
+        event = rec.get("event")
+        if event in _TIMELINE_EVENTS:
+            rows.append((float(rec["ts"]), f"chaos: {event}"))
+        elif event == "activity_start" and rec.get("type") == "action":
             rows.append((float(rec["ts"]), f"chaos action: {rec.get('name', '')} ({rec.get('phase', '')})"))
-        elif rec.get("event") == "gameday_phase":
+        elif event == "gameday_phase":
             rows.append((float(rec["ts"]), f"game day phase: {rec.get('name', '')}"))
     for ev in events:
         if ev.get("event") not in {"lab_up", "lab_down"} and "ts" in ev:
-            rows.append((float(ev["ts"]), f"lab: {ev['event']}"))
+            detail = ", ".join(
+                f"{k}={ev[k]}"
+                for k in ("node", "region", "server", "reason", "mode")
+                if ev.get(k) is not None
+            )
+            rows.append((float(ev["ts"]), f"target: {ev['event']}" + (f" ({detail})" if detail else "")))
+    for a in r.alerts:
+        rows.append(
+            (a.start_ts, f"alert fired: {a.alertname} ({a.severity}){'' if a.expected else ' - unexpected'}")
+        )
+        if a.end_ts is not None:
+            rows.append((a.end_ts, f"alert resolved: {a.alertname} ({a.severity})"))
     for ts, what in (
         (r.inject_ts, "fault injected"),
         (r.detect_ts, "detected"),
@@ -163,7 +216,7 @@ def timeline_rows(
     ):
         if ts is not None:
             rows.append((ts, f"**{what}**"))
-    return [(utc(ts), what) for ts, what in sorted(rows)]
+    return [(utc(ts), what) for ts, what in sorted(rows, key=lambda x: x[0])]
 
 
 def _format_args(args: dict[str, Any]) -> str:
@@ -202,8 +255,6 @@ def injected_faults(timeline: list[dict[str, Any]]) -> list[str]:
                 "`reliability recover` cleared it)"
             )
         else:
-            # The undo's return: the fault is certainly gone by then (the record's `ts` is when the
-            # call began), as the injection's `ts` is the earliest it can have landed.
             returned = undo.get("returned")
             done = _ts(returned) if isinstance(returned, dict) else None
             phase = undo.get("phase") or "run"
@@ -226,6 +277,30 @@ def root_cause(sc: Scenario, timeline: list[dict[str, Any]]) -> str:
     return f"Injected on purpose by {source} (this was a game day):{items}"
 
 
+def cross_check(s: SliResult) -> str:
+    """Two independent sources for one SLI's recovery, or nothing."""
+    if s.source != "client" or s.rto_seconds is None or s.rto_prometheus_seconds is None:
+        return ""
+    return (
+        f" Cross-check for {s.slo}: the load generator saw it back within objective {s.rto_seconds:.1f} s "
+        f"after injection; Prometheus ({s.prometheus_evidence}) {s.rto_prometheus_seconds:.1f} s."
+    )
+
+
+def resolution_text(r: RunResult) -> str:
+    if r.inject_ts is None:
+        return "No fault was injected."
+    text = "The experiment's rollback removed the fault" + (
+        f" at {utc(r.fault_end_ts)} UTC." if r.fault_end_ts else "."
+    )
+    for s in r.slis:
+        if s.status != "no_impact":
+            from reliability.report.summary import sli_recovery_text
+
+            text += f" {s.slo} {sli_recovery_text(s)}."
+    return text + "".join(cross_check(s) for s in r.slis)
+
+
 def render_postmortem(
     r: RunResult,
     sc: Scenario,
@@ -235,41 +310,48 @@ def render_postmortem(
 ) -> str:
     """The post-mortem; `links` are the runbooks as `find_runbook_links` found them (none: no links)."""
     links = links or RunbookLinks()
-    well, badly, lucky = lessons(r.objectives)
-    recovery = recovery_text(r)
-    resolution = (
-        "The experiment's rollback removed the fault"
-        + (f" at {utc(r.fault_end_ts)} UTC" if r.fault_end_ts else "")
-        + f"; the service {recovery}."
-        + _cross_check(r)
+    well, badly, lucky = lessons(r)
+    expected = ", ".join(
+        a if isinstance(a, str) else "one of " + " / ".join(a.any_of) for a in sc.objectives.expected_alerts
     )
+
+    def runbook(alert: str) -> str:
+        if alert in links.by_alert:
+            rid, href = links.by_alert[alert]
+            return f"[{rid}]({href})"
+        return "(no runbook!)"
+
+    def label_hint(labels: dict[str, str]) -> str:
+        shown = [labels[k] for k in ("node", "Hostname", "region", "server") if labels.get(k)]
+        return f" ({', '.join(dict.fromkeys(shown))})" if shown else ""
+
+    def events_text(s: SliResult) -> str:
+        if s.bad_events is None or s.total_events is None:
+            return "n/a"
+        return f"{s.bad_events:.0f} / {s.total_events:.0f}"
+
     env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     return env.from_string(_TEMPLATE).render(
         sc=sc,
         r=r,
-        date=datetime.fromtimestamp(r.inject_ts, tz=UTC).date().isoformat() if r.inject_ts else "n/a",
+        status=headline(r),
+        date=datetime.fromtimestamp(r.inject_ts or r.started_ts or 0, tz=UTC).date().isoformat(),
         summary=summary_sentence(r),
-        resolution=resolution,
+        impact=impact_lines(r) if r.inject_ts is not None else [],
+        resolution=resolution_text(r),
         root_cause=root_cause(sc, timeline),
         timeline=timeline_rows(r, timeline, events),
+        stages=r.stages,
+        expected=expected,
         well=well,
         badly=badly,
         lucky=lucky,
-        actions=action_items(r, sc, links.exercised),
-        alert_links=links.by_alert,
-        silent=silent_alerts(r, sc),
+        actions=action_items(r, links.exercised),
+        runbook=runbook,
+        label_hint=label_hint,
+        events=events_text,
         fmt=fmt,
         with_unit=with_unit,
         pct=pct,
-    )
-
-
-def _cross_check(r: RunResult) -> str:
-    """The RTO as Prometheus saw it, beside the load generator's (its SLI is a rate over a few
-    seconds, so it trails by about that window)."""
-    if r.rto_seconds is None or r.rto_prometheus_seconds is None:
-        return ""
-    return (
-        f" Cross-check: Prometheus' SLI was back within objective {r.rto_prometheus_seconds:.1f} s after "
-        f"injection (load generator: {r.rto_seconds:.1f} s)."
+        utc=utc,
     )

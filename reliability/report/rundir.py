@@ -1,8 +1,8 @@
-"""Reading a game-day run directory (layout: docs/architecture.md) into frames and records."""
+"""Reading a game-day run directory (layout: `reliability.rundir.RunDir`) into frames,
+records and the SLOs the run was judged against."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,9 @@ import pandas as pd
 from reliability.errors import InputError
 from reliability.files import load_yaml, parse_model
 from reliability.load.reader import read_jsonl, read_load_stats
+from reliability.rundir import RunDir, RunInfo, read_run_info
 from reliability.scenario import Scenario
+from reliability.slo.model import SLO
 
 
 @dataclass
@@ -24,7 +26,9 @@ class RunData:
     load: pd.DataFrame
     canary: pd.DataFrame | None
     series: dict[str, pd.DataFrame] = field(default_factory=dict)
-    previous_error: str | None = None
+    slos: list[SLO] = field(default_factory=list)
+    info: RunInfo | None = None
+    series_end: float | None = None  # when Prometheus was last sampled (series/range.json)
 
 
 def read_canary(path: Path) -> pd.DataFrame | None:
@@ -37,40 +41,52 @@ def read_canary(path: Path) -> pd.DataFrame | None:
         return None
     kept = {int(s) for s in survivors[-1].get("seqs", [])}
     frame = pd.DataFrame(writes)
-    frame["acked"] = frame.get("acked", False).astype(bool)
+    frame["acked"] = frame["acked"].astype(bool) if "acked" in frame else False
     frame["survived"] = frame["seq"].astype(int).isin(kept)
     return frame[["seq", "ts", "acked", "survived"]]
 
 
+def read_slos(rd: RunDir, scenario: Scenario) -> list[SLO]:
+    """The SLOs of the copies kept with the run (`slos/<name>`), in the scenario's order."""
+    from reliability.slo import load_slo_files
+
+    copies = [rd.slos / Path(rel).name for rel in scenario.slos]
+    found = [p for p in copies if p.is_file()]
+    return [slo for svc in load_slo_files(found) for slo in svc.slos] if found else []
+
+
 def read_run(root: Path) -> RunData:
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError(str(root), "run directory not found")
-    scenario_path = root / "scenario.yaml"
-    if not scenario_path.is_file():
-        raise InputError(str(scenario_path), "missing: not a game-day run directory")
+    rd = RunDir(Path(root))
+    if not rd.root.is_dir():
+        raise InputError(str(rd.root), "run directory not found")
+    if not rd.scenario.is_file():
+        raise InputError(str(rd.scenario), "missing: not a game-day run directory")
     # The copy's relative paths pointed next to the original file, so only the model is checked here.
-    scenario = parse_model(Scenario, load_yaml(scenario_path), scenario_path)
+    scenario = parse_model(Scenario, load_yaml(rd.scenario), rd.scenario)
     series: dict[str, pd.DataFrame] = {}
-    for csv in sorted((root / "series").glob("*.csv")):
+    for csv in sorted(rd.series.glob("*.csv")):
         try:
             series[csv.stem] = pd.read_csv(csv)
         except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise InputError(str(csv), f"unreadable CSV: {exc}") from exc
-    previous_error = None
-    result_path = root / "result.json"
-    if result_path.is_file():
-        try:
-            previous_error = json.loads(result_path.read_text(encoding="utf-8")).get("error")
-        except (ValueError, AttributeError):
-            previous_error = None
     return RunData(
-        root=root,
+        root=rd.root,
         scenario=scenario,
-        timeline=read_jsonl(root / "timeline.jsonl"),
-        events=read_jsonl(root / "events.jsonl"),
-        load=read_load_stats(root / "load_stats.jsonl"),
-        canary=read_canary(root / "canary_writes.jsonl"),
+        timeline=read_jsonl(rd.timeline),
+        events=read_jsonl(rd.events),
+        load=read_load_stats(rd.load_stats),
+        canary=read_canary(rd.canary_writes),
         series=series,
-        previous_error=previous_error,
+        slos=read_slos(rd, scenario),
+        info=read_run_info(rd.run_info),
+        series_end=_series_end(rd.series / "range.json"),
     )
+
+
+def _series_end(path: Path) -> float | None:
+    import json
+
+    try:
+        return float(json.loads(path.read_text(encoding="utf-8"))["end"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

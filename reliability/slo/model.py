@@ -79,6 +79,7 @@ class SLO:
     mode: str = "cli-gen-prom"  # Sloth's sloth_mode label value
     spec: str = "prometheus/v1"  # Sloth's sloth_spec label value
     latency: LatencySLI | None = None
+    client_sli: str | None = None  # the load generator's measurement of this SLI, if any
 
     @property
     def id(self) -> str:

@@ -167,6 +167,9 @@ class NativeSLO(Strict):
         None, ge=0, description="Events/s (over the long window) below which no alert fires."
     )
     runbook: str | None = Field(None, pattern=NAME_PATTERN, description="Runbook id -> runbook_url.")
+    client_sli: Literal["availability", "latency", "ttft", "itl", "tpot", "quality", "goodput"] | None = (
+        Field(None, description="The load generator's measurement of this SLI (game days judge RTO from it).")
+    )
     error_budget_policy: list[PolicyStepSpec] = []
     alerting: SlothAlerting = SlothAlerting()
 
