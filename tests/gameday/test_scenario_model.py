@@ -55,6 +55,7 @@ def test_minimal_scenario_loads_with_defaults_and_relative_paths(tmp_path: Path)
         ({"bogus": 1}, "bogus"),
         ({"slos": ["missing.yaml"]}, "slos[0]"),
         ({"objectives": {"ttd_max": "10s"}}, "objectives"),
+        ({"objectives": {"max_budget_spent": 1.5}}, "objectives.max_budget_spent"),
         ({"load": {"user": "locustfile"}}, "load"),
         ({"guardrails": [{"name": "g", "query": "up", "above": 1, "for": "x"}]}, "guardrails[0].for"),
     ],
