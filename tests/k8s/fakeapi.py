@@ -755,8 +755,11 @@ class FakeKubeAPI:
             for taint in (after.get("spec") or {}).get("taints") or []:
                 if taint.get("effect") == "NoExecute" and not taint.get("timeAdded"):
                     taint["timeAdded"] = _now()
+            # omitempty fields, as the real server stores them
             if (after.get("spec") or {}).get("unschedulable") is False:
-                del after["spec"]["unschedulable"]  # omitempty, as stored by the real server
+                del after["spec"]["unschedulable"]
+            if (after.get("spec") or {}).get("taints") == []:
+                del after["spec"]["taints"]
 
     def _list(self, key: tuple[str, str], ns: str, query: dict[str, str]) -> dict[str, Any]:
         labels = label_matcher(query.get("labelSelector", ""))
