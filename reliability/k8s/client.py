@@ -279,7 +279,7 @@ class Cluster:
         )
 
     def can_i(
-        self, verb: str, group: str, resource: str, namespace: str = "", subresource: str = ""
+        self, verb: str, group: str, resource: str, namespace: str = "", subresource: str = "", name: str = ""
     ) -> tuple[bool, str]:
         review = k8s.V1SelfSubjectAccessReview(
             api_version="authorization.k8s.io/v1",
@@ -291,6 +291,7 @@ class Cluster:
                     resource=resource,
                     namespace=namespace or None,
                     subresource=subresource or None,
+                    name=name or None,
                 )
             ),
         )

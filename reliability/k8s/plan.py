@@ -38,6 +38,7 @@ class AccessCheck(BaseModel):
     resource: str
     subresource: str = ""
     namespace: str = ""
+    name: str = ""
     why: str
     allowed: bool = False
     reason: str = ""
@@ -122,8 +123,12 @@ def undo_calls(cluster: Cluster, p: changes.Planned) -> list[Mutation]:
     return [Mutation(method="PATCH", path=group_path, content_type=JSON_PATCH, body=ops)]
 
 
-def _a(verb: str, resource: str, why: str, group: str = "", ns: str = "", sub: str = "") -> AccessCheck:
-    return AccessCheck(verb=verb, group=group, resource=resource, subresource=sub, namespace=ns, why=why)
+def _a(
+    verb: str, resource: str, why: str, group: str = "", ns: str = "", sub: str = "", name: str = ""
+) -> AccessCheck:
+    return AccessCheck(
+        verb=verb, group=group, resource=resource, subresource=sub, namespace=ns, name=name, why=why
+    )
 
 
 def access_needed(cluster: Cluster, planned: Sequence[changes.Planned]) -> list[AccessCheck]:
@@ -131,7 +136,7 @@ def access_needed(cluster: Cluster, planned: Sequence[changes.Planned]) -> list[
     t = cluster.state.target
     net = "networking.k8s.io"
     need = [
-        _a("get", "namespaces", "cluster identity (kube-system UID)"),
+        _a("get", "namespaces", "cluster identity (kube-system UID)", name="kube-system"),
         _a("list", "nodes", "GPU nodes; watch"),
         _a("watch", "nodes", "watch"),
     ]
@@ -156,9 +161,9 @@ def access_needed(cluster: Cluster, planned: Sequence[changes.Planned]) -> list[
         elif isinstance(c, ObjectPatch):
             group = "apps" if c.kind == "Deployment" else c.api_version.split("/")[0]
             need += [_a(v, plural(c.kind), p.summary, group=group, ns=c.namespace) for v in ("get", "patch")]
-    seen: dict[tuple[str, str, str, str, str], AccessCheck] = {}
+    seen: dict[tuple[str, str, str, str, str, str], AccessCheck] = {}
     for a in need:
-        seen.setdefault((a.verb, a.group, a.resource, a.subresource, a.namespace), a)
+        seen.setdefault((a.verb, a.group, a.resource, a.subresource, a.namespace, a.name), a)
     return list(seen.values())
 
 
@@ -208,7 +213,7 @@ def plan_faults(
         )
     access = access_needed(cluster, planned)
     for a in access:
-        a.allowed, a.reason = cluster.can_i(a.verb, a.group, a.resource, a.namespace, a.subresource)
+        a.allowed, a.reason = cluster.can_i(a.verb, a.group, a.resource, a.namespace, a.subresource, a.name)
     nodes = sorted({p.change.node for p in planned if isinstance(p.change, NodeDrain | NodeTaint)})
     objs = sorted(
         {
