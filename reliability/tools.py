@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import random
 import shutil
+import signal
 import socket
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -78,3 +82,23 @@ def parent_death_signal(sig: int) -> Callable[[], None]:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
 
     return _set
+
+
+def signal_self_when_orphaned(sig: int = signal.SIGTERM, poll_s: float = 0.2) -> threading.Thread:
+    """Send `sig` to this process once, when its parent dies (it is reparented).
+
+    Used instead of PR_SET_PDEATHSIG where the child must clean up: the kernel sends the death
+    signal again on every reparenting and when the *thread* that forked the child exits, so a
+    child of a multi-threaded harness can get it twice - and chaoslib takes the second SIGTERM as
+    an interrupt that aborts the rollback it is running. Polling the parent pid fires exactly once.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os.kill(os.getpid(), sig)
+
+    thread = threading.Thread(target=watch, name="orphan-watch", daemon=True)
+    thread.start()
+    return thread

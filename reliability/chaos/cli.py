@@ -21,6 +21,7 @@ def recover_command(
     behind by a crash (idempotent)."""
     from reliability.chaos.recover import recover
     from reliability.chaos.state import default_lab_dir
+    from reliability.gameday.killed import mark_killed_runs
     from reliability.lab import reap_crashed
 
     results = recover(path)
@@ -28,6 +29,8 @@ def recover_command(
     # processes nobody will stop: those go too (a lab whose supervisor still runs is left alone).
     for state_file, removed in reap_crashed(path if path is not None else default_lab_dir()).items():
         typer.echo(f"torn down: crashed lab {state_file}" + (f" ({', '.join(removed)})" if removed else ""))
+    for run_dir in mark_killed_runs(path if path is not None else default_lab_dir()):
+        typer.echo(f"marked as killed: {run_dir} (result.json says so)")
     if not results:
         typer.echo("no active faults recorded; nothing to undo")
         return

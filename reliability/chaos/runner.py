@@ -25,7 +25,7 @@ from typing import Any
 
 from reliability.errors import InputError
 from reliability.files import load_yaml, write_json_atomic
-from reliability.tools import parent_death_signal
+from reliability.tools import signal_self_when_orphaned
 
 ROLLBACK_SETTINGS: dict[str, Any] = {"runtime": {"rollbacks": {"strategy": "always"}}}
 CONTROL_NAME = "reliability-timeline-guardrails"
@@ -133,8 +133,8 @@ class ExperimentProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
-                # If the harness dies (even by SIGKILL) the experiment gets SIGTERM and rolls back.
-                preexec_fn=parent_death_signal(signal.SIGTERM),
+                # No PR_SET_PDEATHSIG here: the child watches for its parent's death itself and then
+                # interrupts itself exactly once, so its rollback is never cut short (see main()).
             )
         finally:
             log.close()
@@ -178,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout, force=True
     )
+    # If the harness dies (even by SIGKILL) the experiment gets one SIGTERM and rolls back.
+    signal_self_when_orphaned(signal.SIGTERM)
     # A Ctrl-C that reaches this process before chaoslib runs must still leave a journal.
     started = time.time()
     try:
