@@ -123,7 +123,13 @@ def before_hypothesis_control(context: dict[str, Any], **kwargs: Any) -> None:
 
 def after_hypothesis_control(context: dict[str, Any], state: Any = None, **kwargs: Any) -> None:
     met = state.get("steady_state_met") if isinstance(state, dict) else None
-    record("hypothesis", met=met)
+    probes = state.get("probes", []) if isinstance(state, dict) else []
+    failed = [
+        str((p.get("activity") or {}).get("name", "?"))
+        for p in probes
+        if isinstance(p, dict) and p.get("tolerance_met") is False
+    ]
+    record("hypothesis", met=met, failed_probes=failed)
     if _S.phase == "hypothesis":
         _S.phase = "experiment"
 

@@ -96,6 +96,19 @@ def failed_action(data: RunData) -> str | None:
     return None
 
 
+def hypothesis_failed(data: RunData) -> str | None:
+    """The experiment's steady-state hypothesis was not met before the method: Chaos Toolkit
+    injected nothing, so there is nothing to judge - said as such, not as "no fault found"."""
+    for r in data.timeline:
+        if r.get("event") == "method_start":
+            return None
+        if r.get("event") == "hypothesis" and r.get("met") is False:
+            failed = r.get("failed_probes") or []
+            which = f" (probe {', '.join(map(str, failed))})" if failed else ""
+            return f"the steady-state hypothesis was not met before the fault{which}: nothing was injected"
+    return None
+
+
 def client_spec(slo: SLO) -> SliSpec | None:
     """What the load generator measures for this SLO: the SLO's `client_sli`, or for a latency SLI
     on a known histogram (TTFT, ITL, TPOT, end-to-end) the matching client latency."""
@@ -307,7 +320,9 @@ def analyse(data: RunData) -> RunResult:
             result.status = "interrupted"
             result.error = error
             return result
-        result.error = error or "no fault injection found in timeline.jsonl or events.jsonl"
+        result.error = (
+            error or hypothesis_failed(data) or "no fault injection found in timeline.jsonl or events.jsonl"
+        )
         return result
     expected = analysis.ExpectedAlerts(tuple(obj.all_of()), tuple(tuple(g) for g in obj.any_of()))
     observed_until = max(
