@@ -181,6 +181,9 @@ class GlobalGatewaySpec(_Gateway):
     )
     stores: list[Server] = Field(default_factory=list, description="Each region's store replica.")
     store_check: HealthCheck = Field(default_factory=lambda: HealthCheck(path="/primary"))
+    store_primary: str | None = Field(
+        None, description="The store replica that is primary at start (default: first); listed first."
+    )
     store_prefix: str = Field("/store", pattern=r"^/[A-Za-z0-9._-]+$")
 
     @model_validator(mode="after")
@@ -190,6 +193,9 @@ class GlobalGatewaySpec(_Gateway):
         names = [r.name for r in self.regions]
         if self.primary_region is not None and self.primary_region not in names:
             raise ValueError(f"primary_region: unknown region {self.primary_region!r}; regions are {names}")
+        stores = [s.name for s in self.stores]
+        if self.store_primary is not None and self.store_primary not in stores:
+            raise ValueError(f"store_primary: unknown store {self.store_primary!r}; stores are {stores}")
         return self
 
     def active_region(self) -> str:
@@ -251,6 +257,13 @@ class _Backend:
     servers: list[_ServerLine]
     extra: list[str] = field(default_factory=list)
 
+    @property
+    def buffer_request(self) -> bool:
+        """HAProxy replays a request (L7 retry) only if it holds all of it: wait for the body
+        before connecting (measured: without it a POST whose body follows its headers in a
+        second packet is never retried on a 503)."""
+        return any(r != "conn-failure" for r in self.retry_on)
+
 
 @lru_cache(maxsize=1)
 def _template() -> jinja2.Template:
@@ -296,18 +309,21 @@ def global_backends(spec: GlobalGatewaySpec) -> list[_Backend]:
             servers=[_ServerLine(r.name, r.host, r.port, region_options(r)) for r in spec.regions],
         )
     ]
-    # The store's service address: only the replica answering 200 on /primary is UP.
+    # The store's service address: only the replica answering 200 on /primary is UP. HAProxy 2.6
+    # deems every server UP until its first `fall` checks fail, so the replica known to be primary
+    # is listed first and `balance first` sends everything to the first UP server.
+    stores = sorted(spec.stores, key=lambda s: s.name != (spec.store_primary or spec.stores[0].name))
     backends.append(
         _Backend(
             name="store",
-            balance="roundrobin",
+            balance="first",
             check_path=spec.store_check.path,
             retry_on=["conn-failure"],
             servers=[
                 _ServerLine(
                     s.name, s.host, s.port, [*check_options(spec.store_check, s), f"weight {s.weight}"]
                 )
-                for s in spec.stores
+                for s in stores
             ],
             extra=[rf"http-request replace-path ^{spec.store_prefix}/?(.*)$ /\1"],
         )

@@ -20,6 +20,7 @@ from reliability.tools import free_port
 from tests.lab.haproxy.stubs import StubFleet, StubNode
 
 FIXTURES = Path(__file__).parent / "fixtures"
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class Events:
