@@ -34,6 +34,9 @@ def test_active_passive_fails_over_to_the_backup_region_and_back(
     answers = [complete(session, edge) for _ in range(10)]
     assert [r.status_code for r in answers] == [200] * 10
     assert {r.json()["node"] for r in answers} == {"west-1"}
+    exported = requests.get(metrics_url(edge), timeout=5).text
+    assert 'haproxy_backend_active_servers{proxy="regions"} 0' in exported
+    assert 'haproxy_backend_backup_servers{proxy="regions"} 1' in exported
 
     healed = time.monotonic()
     east_node.health_status = 200
