@@ -28,6 +28,7 @@ class StubNode:
     primary: bool = False  # GET /primary answers 200 only when set (a store replica)
     sse_chunks: int = 5
     sse_gap_s: float = 0.0
+    sse_abort_after: int | None = None  # drop the connection after this many chunks
     hits: int = 0
     paths: list[str] = field(default_factory=list)
     sse_writes: list[float] = field(default_factory=list)  # time.monotonic() of each chunk written
@@ -96,6 +97,10 @@ class StubFleet:
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await response.prepare(request)
             for i in range(node.sse_chunks):
+                if i == node.sse_abort_after:
+                    assert request.transport is not None
+                    request.transport.abort()  # the node dies mid-stream
+                    return response
                 if i:
                     await asyncio.sleep(node.sse_gap_s)
                 node.sse_writes.append(time.monotonic())

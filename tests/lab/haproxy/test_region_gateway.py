@@ -127,6 +127,25 @@ def test_sse_chunks_reach_the_client_as_the_node_writes_them(fleet: StubFleet, g
         assert chunks[i] < node.sse_writes[i + 1], f"chunk {i} was held back until chunk {i + 1} was written"
 
 
+def test_a_stream_that_started_is_never_replayed(fleet: StubFleet, gateways: Gateways) -> None:
+    nodes = [fleet.node(name, sse_chunks=5, sse_gap_s=0.05, sse_abort_after=2) for name in ("a", "b")]
+    gw = gateways.region(nodes)
+    body = {"prompt": "hi", "stream": True}
+    received: list[bytes] = []
+    with (
+        pytest.raises(requests.exceptions.ChunkedEncodingError),
+        requests.post(url(gw, "/v1/completions"), json=body, stream=True, timeout=10) as r,
+    ):
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            received.append(line)
+    # The client got the beginning of one generation, cut: HAProxy did not start it again elsewhere.
+    served = next(n.name for n in nodes if n.hits)
+    expected = [f'data: {{"node": "{served}", "i": {i}}}'.encode() for i in range(2)]
+    assert [line for line in received if line] == expected
+    assert sum(n.hits for n in nodes) == 1
+
+
 def test_servers_are_added_and_removed_at_run_time(fleet: StubFleet, gateways: Gateways) -> None:
     a, b = fleet.node("a"), fleet.node("b")
     gw = gateways.region([a])
