@@ -1,7 +1,7 @@
 """What an HAProxy gateway hop costs: a stub GPU node alone vs through the region gateway (one hop)
 vs through the global and region gateways (two hops), same client, same run, reported as ratios.
 
-    .venv/bin/python benchmarks/bench_haproxy_hop.py [--seconds 4] [--repeats 3] [--connections 20]
+    .venv/bin/python benchmarks/bench_haproxy_hop.py [--seconds 2] [--repeats 7] [--connections 20]
         [--chunks 64]
 
 The node is an aiohttp server on uvloop in its own process (small JSON POST answered with small
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import shutil
 import signal
@@ -141,6 +142,15 @@ def aiohttp_client(url: str, body: str, connections: int, seconds: int) -> tuple
     return rps, p99, failures
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (children excluded), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_until_serving(region: HAProxyProcess, edge: HAProxyProcess, timeout_s: float = 30.0) -> None:
     """Bounded: the node answers its health checks and both gateways see a usable server."""
     deadline = time.monotonic() + timeout_s
@@ -159,17 +169,22 @@ Row = tuple[float, float, int]
 
 def _rounds(
     run: Callable[[str, str], Row], paths: dict[str, tuple[str, str]], repeats: int
-) -> dict[str, Row]:
-    """Median requests/s and p99 per path over `repeats` interleaved rounds; failures summed."""
+) -> dict[str, tuple[float, float, int, float]]:
+    """Per path: median requests/s, median p99, failures summed, and the median over rounds of
+    requests/s divided by the first path's in the same round. Rounds interleave the paths, and a
+    ratio is taken within one round, so a neighbour's burst of CPU use on this shared machine
+    hits both sides of a ratio alike."""
     samples: dict[str, list[Row]] = {name: [] for name in paths}
     for _ in range(repeats):
         for name, (url, body) in paths.items():
             samples[name].append(run(url, body))
+    base = samples[next(iter(paths))]
     return {
         name: (
             statistics.median(r[0] for r in rows),
             statistics.median(r[1] for r in rows),
             sum(r[2] for r in rows),
+            statistics.median(r[0] / b[0] for r, b in zip(rows, base, strict=True)),
         )
         for name, rows in samples.items()
     }
@@ -177,8 +192,8 @@ def _rounds(
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=int, default=4)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--connections", type=int, default=20)
     ap.add_argument("--chunks", type=int, default=64)
     ap.add_argument("--serve-node", type=int, help=argparse.SUPPRESS)
@@ -233,26 +248,44 @@ def main() -> None:
         }
         print(f"client: {client}, {args.connections} connections, {args.seconds}s per row")
 
-        def run(url: str, body: str) -> tuple[float, float, int]:
-            if load is not None:
-                return load(url, body, args.connections, args.seconds, tmp)
-            return aiohttp_client(url, body, args.connections, args.seconds)
+        pids = {"node": node.pid, "region HAProxy": region.pid, "global HAProxy": edge.pid}
+        cpu_us: dict[tuple[str, str], list[float]] = {}  # (url, process) -> CPU us per request
 
-        # Rounds interleave the paths, so a neighbour's burst of CPU use hits all of them alike.
+        def run(url: str, body: str) -> tuple[float, float, int]:
+            before = {name: cpu_seconds(pid) for name, pid in pids.items() if pid}
+            if load is not None:
+                row = load(url, body, args.connections, args.seconds, tmp)
+            else:
+                row = aiohttp_client(url, body, args.connections, args.seconds)
+            requests = max(1.0, row[0] * args.seconds)
+            for name, start in before.items():
+                cpu_us.setdefault((url + body, name), []).append(
+                    (cpu_seconds(pids[name] or 0) - start) * 1e6 / requests
+                )
+            return row
+
+        def where_time_goes(url: str, body: str) -> str:
+            parts = [
+                f"{name} {statistics.median(cpu_us[(url + body, name)]):.0f}"
+                for name in pids
+                if statistics.median(cpu_us[(url + body, name)]) >= 0.5
+            ]
+            return "    CPU us per request: " + ", ".join(parts)
+
         json_rows = _rounds(run, {name: (url, BODY) for name, url in paths.items()}, args.repeats)
         sse_paths = {name: (paths[name], STREAM_BODY) for name in ("node alone", "global + region (2 hops)")}
         sse_rows = _rounds(run, sse_paths, args.repeats)
-        print(f"small JSON POST /v1/completions (median of {args.repeats} rounds)")
-        base = json_rows["node alone"][0]
-        for name, (rps, p99, failures) in json_rows.items():
+        print(f"small JSON POST /v1/completions (medians of {args.repeats} rounds)")
+        for name, (rps, p99, failures, ratio) in json_rows.items():
             print(f"  {name:26s} {rps:8.0f} req/s  p99 {p99:6.2f} ms  failures {failures}", end="")
-            print(f"  ratio {rps / base:.2f}")
-        print(f"SSE stream, {args.chunks} chunks + [DONE] per request (median of {args.repeats} rounds)")
-        base = sse_rows["node alone"][0] * args.chunks
-        for name, (rps, p99, failures) in sse_rows.items():
+            print(f"  ratio {ratio:.2f}")
+            print(where_time_goes(paths[name], BODY))
+        print(f"SSE stream, {args.chunks} chunks + [DONE] per request (medians of {args.repeats} rounds)")
+        for name, (rps, p99, failures, ratio) in sse_rows.items():
             chunks = rps * args.chunks
             print(f"  {name:26s} {chunks:8.0f} chunks/s ({rps:.0f} streams/s, p99 {p99:.2f} ms)", end="")
-            print(f"  failures {failures}  ratio {chunks / base:.2f}")
+            print(f"  failures {failures}  ratio {ratio:.2f}")
+            print(where_time_goes(sse_paths[name][0], STREAM_BODY))
     finally:
         edge.stop(grace_s=1.0)
         region.stop(grace_s=1.0)

@@ -25,6 +25,7 @@ import signal
 import subprocess
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -163,11 +164,14 @@ class HAProxyProcess:
             for raw in proc.stdout:
                 log.write(raw)
                 line = raw.decode(errors="replace").rstrip("\n")
-                if self.on_line is not None:
-                    self.on_line(line)
-                if self.on_event is not None:
-                    for event in parser.feed(line):
-                        self.on_event(event)
+                try:
+                    if self.on_line is not None:
+                        self.on_line(line)
+                    if self.on_event is not None:
+                        for event in parser.feed(line):
+                            self.on_event(event)
+                except Exception:  # a caller's bug must not stop the log (HAProxy would drop lines)
+                    traceback.print_exc()
 
     def stop(self, grace_s: float = 5.0) -> int | None:
         """Soft stop, then SIGTERM, then SIGKILL; returns the exit code (None if never started)."""
