@@ -18,7 +18,9 @@ Choices, each for what a game day measures (HAProxy 2.6, configuration.txt / man
   `conn-failure` (the write was never sent): writes are not idempotent.
 - `observe layer7` + `error-limit N` + `on-error mark-down` on every GPU node: N consecutive 5xx
   answers (or connection errors, timeouts) mark it DOWN although `/health` is 200; health checks
-  bring it back after `rise` passing checks.
+  bring it back after `rise` passing checks - so a gray node flaps (N errors, out for rise x inter,
+  back). `HealthCheck.down_interval_s` (`downinter`) keeps it out longer, at the price of a slower
+  return for a node that really recovered or a replacement (added DOWN, see runtime.add_server).
 - Keep-alive on both sides (HAProxy's default) with an idle-connection pool per server
   (`pool-max-conn -1`; dynamic servers get none otherwise): a small JSON request then costs no TCP
   handshake to the node, where `option http-server-close` would pay one per request.
@@ -91,6 +93,13 @@ class HealthCheck(_Strict):
     interval_s: float = Field(0.25, gt=0, le=60, description="HAProxy `inter`.")
     fall: int = Field(2, ge=1, le=100, description="Consecutive failed checks before DOWN.")
     rise: int = Field(2, ge=1, le=100, description="Consecutive passed checks before UP.")
+    down_interval_s: float | None = Field(
+        None,
+        gt=0,
+        le=600,
+        description="HAProxy `downinter`: check interval while DOWN (default: interval_s). A node "
+        "ejected by `observe layer7` whose /health is green returns after rise x this.",
+    )
 
 
 class Server(_Strict):
@@ -218,6 +227,8 @@ def _ms(seconds: float) -> str:
 
 def check_options(check: HealthCheck, server: Server | None = None) -> list[str]:
     options = ["check", f"inter {_ms(check.interval_s)}", f"fall {check.fall}", f"rise {check.rise}"]
+    if check.down_interval_s is not None:
+        options.append(f"downinter {_ms(check.down_interval_s)}")
     if server is not None and server.check_port is not None:
         options.append(f"port {server.check_port}")
     return options

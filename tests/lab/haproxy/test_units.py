@@ -35,7 +35,7 @@ def region_spec(**overrides: Any) -> RegionGatewaySpec:
             {"name": "us-east-2", "host": "10.11.0.12", "port": 8000},
             {"name": "us-east-3", "host": "10.11.0.13", "port": 8000, "weight": 2},
         ],
-        "check": {"interval_s": 0.25, "fall": 2, "rise": 3},
+        "check": {"interval_s": 0.25, "fall": 2, "rise": 3, "down_interval_s": 2},
         "error_limit": 5,
     }
     return RegionGatewaySpec.model_validate({**data, **overrides})
@@ -104,7 +104,7 @@ def test_runtime_server_options_match_the_config_file() -> None:
     line = next(line for line in render(spec).splitlines() if "server us-east-1 " in line)
     assert line.strip() == f"server us-east-1 10.11.0.11:8000 {' '.join(node_server_options(spec))}"
     assert "observe layer7" in line and "error-limit 5" in line and "on-error mark-down" in line
-    assert "inter 250ms" in line and "fall 2" in line and "rise 3" in line
+    assert "inter 250ms" in line and "fall 2" in line and "rise 3" in line and "downinter 2s" in line
 
 
 def test_rendering_fails_on_a_missing_key() -> None:
