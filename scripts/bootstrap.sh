@@ -1,32 +1,41 @@
 #!/usr/bin/env bash
 # Installs what the harness needs on a fresh Debian machine: a virtual environment
-# with the package in .venv, and Prometheus/promtool from Debian when missing.
+# with the package in .venv, and Prometheus/promtool and HAProxy (the lab's gateways) from Debian
+# when missing.
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_prometheus() { ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; }
+# The lab's gateways; Debian installs it in /usr/sbin, which is not on every user's PATH.
+need_haproxy() { ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; }
 
-if need_prometheus; then
+packages=()
+need_prometheus && packages+=(prometheus)
+need_haproxy && packages+=(haproxy)
+if [ ${#packages[@]} -gt 0 ]; then
+    what="${packages[*]}"
     if [ "$(id -u)" -ne 0 ]; then
         if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO=sudo; else
-            echo "bootstrap: Prometheus/promtool are missing and installing them needs root." >&2
-            echo "bootstrap: run 'sudo apt-get install prometheus' (or put prometheus and promtool on PATH) and retry." >&2
+            echo "bootstrap: missing Debian package(s): $what; installing them needs root." >&2
+            echo "bootstrap: run 'sudo apt-get install $what' (or put prometheus, promtool and haproxy on PATH) and retry." >&2
             exit 2
         fi
     else
         SUDO=
     fi
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "bootstrap: Prometheus/promtool are missing and this machine has no apt-get;" \
-             "install Prometheus 2.x so that 'prometheus' and 'promtool' are on PATH, and retry." >&2
+        echo "bootstrap: missing: $what, and this machine has no apt-get; install Prometheus 2.x" \
+             "('prometheus', 'promtool') and HAProxy 2.6+ ('haproxy') on PATH, and retry." >&2
         exit 2
     fi
-    echo "bootstrap: installing Prometheus from Debian's 'prometheus' package" >&2
+    echo "bootstrap: installing Debian's $what" >&2
     $SUDO apt-get update -qq >&2
-    # policy-rc.d may forbid starting services; the harness never uses the system service.
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >&2
-    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+    # policy-rc.d may forbid starting services; the harness never uses the system services.
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >&2
+    for service in "${packages[@]}"; do
+        $SUDO systemctl disable --now "$service" >/dev/null 2>&1 || true
+    done
 fi
 
 PY=${PYTHON:-python3}
