@@ -114,7 +114,7 @@ class Sequence:
     status: Status = Status.WAITING
     finish_reason: str | None = None
     queued_ts: float = 0.0
-    scheduled_ts: float = 0.0
+    scheduled_ts: float | None = None
     first_token_ts: float = 0.0
     last_token_ts: float = 0.0
     num_computed: int = 0
@@ -237,7 +237,7 @@ class Engine:
         seq.status = Status.FINISHED
         seq.finish_reason = reason
         n = len(seq.output)
-        if seq.scheduled_ts:
+        if seq.scheduled_ts is not None:
             queued = seq.scheduled_ts - seq.queued_ts
             prefill = (seq.first_token_ts - seq.scheduled_ts) if n else 0.0
             decode = (seq.last_token_ts - seq.first_token_ts) if n else 0.0
@@ -310,7 +310,7 @@ class Engine:
                 seq.blocks += need
                 self.used_blocks += need
                 seq.status = Status.RUNNING
-                if not seq.scheduled_ts:  # vLLM keeps the first SCHEDULED time across preemptions
+                if seq.scheduled_ts is None:  # vLLM keeps the first SCHEDULED time across preemptions
                     seq.scheduled_ts = now
                 self.running.append(seq)
                 admitted.append(seq)
