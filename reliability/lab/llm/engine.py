@@ -311,7 +311,7 @@ class Engine:
                 self.used_blocks += need
                 seq.status = Status.RUNNING
                 if seq.scheduled_ts is None:  # vLLM keeps the first SCHEDULED time across preemptions
-                    seq.scheduled_ts = now
+                    seq.scheduled_ts = max(now, seq.queued_ts)
                 self.running.append(seq)
                 admitted.append(seq)
                 budget -= new

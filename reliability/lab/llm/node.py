@@ -13,6 +13,7 @@ import signal
 import sys
 
 from reliability.errors import InputError
+from reliability.lab.llm.blas import limit_blas_threads
 from reliability.lab.llm.server import Node
 from reliability.lab.llm.spec import spec_from_argv
 from reliability.lab.llm.tinylm import CheckpointError, load_checkpoint
@@ -42,6 +43,7 @@ def main() -> None:
         print(f"node {spec.id}: refusing to serve: {exc}", file=sys.stderr)
         raise SystemExit(1) from exc
     logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s node {spec.id} %(levelname)s %(message)s")
+    limit_blas_threads(1)
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     try:

@@ -4,8 +4,11 @@ Each running sequence owns a slot in a few arrays (the model's window over its l
 prompt state, its sampling parameters): that is the twin's KV cache, filled when a sequence is
 admitted (prefill) and refilled after a preemption (recompute). A step samples every sequence due
 for a token in one `TinyLm.next_tokens` call, then sleeps until the modelled GPU step would end,
-records the tokens with the actual time, updates vLLM's metrics and hands each stream its
-pre-encoded SSE chunk. The HTTP handler of a stream only wakes to write what was handed to it.
+records the tokens with the actual time, updates vLLM's metrics and writes each stream's
+pre-encoded SSE chunk straight to its connection: one `transport.write` per token, framed for HTTP/1.1
+chunked transfer encoding, with no task switch per token (the stream's handler only waits for the
+end, then aiohttp writes the last chunk). Through aiohttp's `StreamResponse.write` and a handler
+woken per token, a token cost about twice the CPU (benchmarks/bench_llm_node.py).
 """
 
 from __future__ import annotations
@@ -42,8 +45,9 @@ class LlmRequest:
     fail_at_first_token: bool = False  # errors fault: the request fails inside the engine
     wrong: bool = False  # wrong fault: tokens are silently corrupted
     slot: int = -1
-    buf: list[bytes] = field(default_factory=list)
-    waiter: asyncio.Future[None] | None = None
+    transport: asyncio.WriteTransport | None = None  # a stream's connection, once its headers are out
+    chunked: bool = True  # HTTP/1.1: each write is one chunk of the chunked body
+    gone: bool = False  # the client closed the connection
     closed: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
     error: OpenAIError | None = None
@@ -55,31 +59,15 @@ class LlmRequest:
     # --- what the HTTP handler sees ------------------------------------------------------------
 
     def push(self, data: bytes) -> None:
-        self.buf.append(data)
-        w = self.waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        t = self.transport
+        if t is None or t.is_closing():
+            self.gone = True
+            return
+        t.write(b"%x\r\n%b\r\n" % (len(data), data) if self.chunked else data)
 
     def close(self) -> None:
         self.closed = True
         self.done.set()
-        w = self.waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    async def take(self) -> bytes:
-        """The next bytes to write; b"" once the stream is over."""
-        while not self.buf:
-            if self.closed:
-                return b""
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-        data = self.buf[0] if len(self.buf) == 1 else b"".join(self.buf)
-        self.buf.clear()
-        return data
 
     def fail(self, err: OpenAIError) -> None:
         self.error = err
@@ -127,13 +115,14 @@ class Runner:
         self._wake.set()
 
     def abort(self, seq: Sequence, reason: str = "abort") -> None:
-        """End a sequence from outside a step: the client went away, or its GPU failed."""
+        """End a sequence from outside a step (the client went away)."""
         stats = self.engine.finish(seq, reason, self.clock())
         if stats is not None:
             self._release(seq)
             self.metrics.finished(stats)
             self._publish_state()
             self.wake()
+        seq.payload.close()
 
     def fail_inflight(self, err: OpenAIError, kill: bool) -> None:
         """Every request in the engine fails with `err` (finish_reason error); `kill`: the engine dies."""
@@ -157,16 +146,25 @@ class Runner:
         self.metrics.scheduler_state(e.num_running, e.num_waiting, e.kv_cache_usage)
 
     async def run(self) -> None:
+        """Steps back to back while there is work. A GPU step starts when the previous one ended,
+        while the CPU still hands out the previous step's tokens (vLLM overlaps the two), so the
+        Python work of one step may run into the next one's time, up to a step's length."""
         engine = self.engine
+        prev_end: float | None = None  # when the previous step ended on the modelled GPU
+        overlap = 0.0
         while True:
             step = None
             if not (self.dead or self.paused) and engine.has_work():
-                step = engine.schedule(self.clock())
+                now = self.clock()
+                start = now if prev_end is None else max(prev_end, now - overlap)
+                step = engine.schedule(start)
             if step is None:
+                prev_end = None
                 self._publish_state()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            prev_end, overlap = step.started + step.duration_s, step.duration_s
             for seq in step.preempted:
                 self._release(seq)
             for seq in step.admitted:
@@ -248,6 +246,8 @@ class Runner:
                 self._with_stops(seq, req, TOKEN_TEXT[tok], now)
             elif enc is not None:
                 req.push(enc.token(tok))
+            if req.gone:
+                self.abort(seq)
 
     def _end(self, seq: Sequence, f: FinishedStats | None, err: OpenAIError) -> None:
         if f is not None:

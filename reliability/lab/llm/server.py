@@ -19,7 +19,7 @@ import zlib
 from typing import Any
 
 import numpy as np
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from reliability.lab.llm import oip
@@ -276,13 +276,17 @@ class Node:
         return _json(body)
 
     async def _stream(self, request: web.Request, seq: Sequence, llm: LlmRequest) -> web.StreamResponse:
+        """Headers now (as vLLM's StreamingResponse), then the engine loop writes the chunks itself."""
         resp = web.StreamResponse(headers=_SSE_HEADERS)
+        llm.chunked = request.version >= HttpVersion11
+        if llm.chunked:
+            resp.enable_chunked_encoding()
         await resp.prepare(request)
+        llm.transport = request.transport  # type: ignore[assignment]
         self.runner.submit(seq)
         try:
-            while data := await llm.take():
-                await resp.write(data)
-        except (ConnectionError, asyncio.CancelledError):
+            await llm.done.wait()
+        except asyncio.CancelledError:
             self.runner.abort(seq, "abort")
             raise
         return resp

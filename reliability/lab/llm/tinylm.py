@@ -19,6 +19,7 @@ different answers to the golden prompts (`golden_cases`, `golden.jsonl`, docs/tw
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import itertools
@@ -136,7 +137,7 @@ def uniforms(seeds: np.ndarray, positions: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class TinyLm:
     config: LmConfig
-    tables: np.ndarray  # (context, VOCAB, hidden): each position's embedding already projected by w1
+    tables: np.ndarray  # (context * VOCAB, hidden): each position's embedding already projected by w1
     wp: np.ndarray  # (prompt_buckets, hidden): what the prompt as a whole adds to the hidden layer
     b1: np.ndarray
     w2: np.ndarray
@@ -146,7 +147,7 @@ class TinyLm:
     @classmethod
     def from_weights(cls, cfg: LmConfig, w: dict[str, np.ndarray]) -> TinyLm:
         e, k = cfg.embed, cfg.context
-        tables = np.stack([w["emb"] @ w["w1"][j * e : (j + 1) * e] for j in range(k)])
+        tables = np.concatenate([w["emb"] @ w["w1"][j * e : (j + 1) * e] for j in range(k)])
         wp = w["wp"] * cfg.prompt_scale
         return cls(cfg, tables, wp, w["b1"], w["w2"] * cfg.mlp_scale, w["b2"] * cfg.mlp_scale, w["prior"])
 
@@ -157,6 +158,10 @@ class TinyLm:
     @property
     def context(self) -> int:
         return self.config.context
+
+    @functools.cached_property
+    def _offsets(self) -> np.ndarray:
+        return np.arange(self.context) * VOCAB
 
     def prompt_state(self, prompt: str) -> np.ndarray:
         """What prefill computes once per request: the prompt's hashed character bigrams, summed and
@@ -169,9 +174,8 @@ class TinyLm:
     def logits(self, ctx: np.ndarray, generated: np.ndarray, state: np.ndarray) -> np.ndarray:
         """ctx: (B, context) input ids, oldest first; generated: (B,) tokens generated so far;
         state: (B, hidden) prompt states."""
-        h = state + self.b1 + self.tables[0][ctx[:, 0]]
-        for j in range(1, self.context):
-            h = h + self.tables[j][ctx[:, j]]
+        # One gather for all positions: row j * VOCAB + id of the flattened tables.
+        h = state + self.b1 + self.tables[ctx + self._offsets].sum(axis=1)
         out = np.tanh(h) @ self.w2 + self.b2 + self.prior[ctx[:, -1]]
         out[:, EOS] += self.config.eos_base + self.config.eos_slope * generated
         return out
