@@ -237,12 +237,12 @@ def main() -> None:
             before = engine_itl(api)
             cpu0 = _cpu_seconds(node.pid), _cpu_seconds(client.pid)
             if args.profile and shutil.which("py-spy"):
+                record = ["py-spy", "record", "-p", str(node.pid), "-d", str(int(args.seconds))]
                 spy = subprocess.Popen(
-                    ["py-spy", "record", "-p", str(node.pid), "-d", str(int(args.seconds)), "-f", "speedscope",
-                     "-o", str(args.profile), "-r", "200"],
+                    [*record, "-f", "speedscope", "-o", str(args.profile), "-r", "200"],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
-                )  # fmt: skip
+                )
             time.sleep(args.seconds)
             after = engine_itl(api)
             cpu1 = _cpu_seconds(node.pid), _cpu_seconds(client.pid)
@@ -258,16 +258,22 @@ def main() -> None:
     eng_mean = (after[1] - before[1]) / n if n else float("nan")
     eng_p50, eng_p99 = histogram_quantile(0.5, buckets), histogram_quantile(0.99, buckets)
     tps = res["tokens"] / args.seconds
-    print(f"engine: max_num_seqs={seqs} decode step {args.decode_base_ms} ms + {args.decode_per_seq_ms} ms/seq")
+    node_cpu, client_cpu = (cpu1[0] - cpu0[0]), (cpu1[1] - cpu0[1])
+    step_ms = args.decode_base_ms + args.decode_per_seq_ms * seqs
+    print(f"engine: max_num_seqs={seqs}, decode step {args.decode_base_ms} + {args.decode_per_seq_ms} ms/seq")
+    print(f"  (a full batch steps every {step_ms:.1f} ms: at most {1000 * seqs / step_ms:.0f} tokens/s)")
     print(f"streams={args.streams} (peak concurrent {res['peak_streams']}) max_tokens={args.max_tokens}")
     print(f"streamed tokens/s       {tps:10.0f}   requests/s {res['requests'] / args.seconds:.1f}")
-    print(f"CPU: node {(cpu1[0] - cpu0[0]) / args.seconds:.2f} cores, client {(cpu1[1] - cpu0[1]) / args.seconds:.2f} cores"
-          f"  ({1e6 * (cpu1[0] - cpu0[0]) / max(res['tokens'], 1):.1f} us node CPU per token)")  # fmt: skip
-    print("ITL (ms)         mean      p50      p99")
-    print(f"  engine     {eng_mean * 1e3:8.2f} {eng_p50 * 1e3:8.2f} {eng_p99 * 1e3:8.2f}   (from vLLM buckets)")
+    print(
+        f"CPU: node {node_cpu / args.seconds:.2f} cores, client {client_cpu / args.seconds:.2f} cores "
+        f"({1e6 * node_cpu / max(res['tokens'], 1):.1f} us node CPU per streamed token)"
+    )
     cm, c50, c99 = res["itl_mean"], res["itl_p50"], res["itl_p99"]
+    print("ITL (ms)         mean      p50      p99")
+    print(f"  engine     {eng_mean * 1e3:8.2f} {eng_p50 * 1e3:8.2f} {eng_p99 * 1e3:8.2f}   (vLLM buckets)")
     print(f"  client     {cm * 1e3:8.2f} {c50 * 1e3:8.2f} {c99 * 1e3:8.2f}")
     print(f"  ratio      {cm / eng_mean:8.2f} {c50 / eng_p50:8.2f} {c99 / eng_p99:8.2f}   (client / engine)")
+    print(f"load average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     if args.profile:
         print(f"profile: {args.profile}" if spy is not None else "profile: py-spy not found on PATH")
 
