@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import time
 import zlib
@@ -51,6 +52,7 @@ from reliability.lab.llm.spec import NodeSpec
 from reliability.lab.llm.tinylm import EOS, TinyLm, encode, version_config
 from reliability.lab.model import Mlp
 
+log = logging.getLogger(__name__)
 VLLM_VERSION = "0.33.0"
 _SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 _CUDA_CONTEXT_MIB = 512  # framebuffer in use once a CUDA context exists, before the weights
@@ -98,6 +100,7 @@ class Node:
         await agent.setup()
         await web.TCPSite(agent, self.spec.host, self.spec.agent_port, reuse_address=True).start()
         loop_task = asyncio.create_task(self.runner.run())
+        loop_task.add_done_callback(self._engine_loop_ended)
         self.dcgm.fb_used_mib = _CUDA_CONTEXT_MIB
         try:
             if await self._wait(stop, self.spec.load_s):
@@ -121,6 +124,13 @@ class Node:
             if self.api_runner is not None:
                 await self.api_runner.cleanup()
             await agent.cleanup()
+
+    def _engine_loop_ended(self, task: asyncio.Task[None]) -> None:
+        """A bug in the engine loop is an engine death, as vLLM's EngineDeadError: say so, fail."""
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("engine loop died", exc_info=task.exception())
+        self.runner.fail_inflight(OpenAIError(500, ENGINE_DEAD, "InternalServerError"), kill=True)
 
     @staticmethod
     async def _wait(stop: asyncio.Event, seconds: float) -> bool:

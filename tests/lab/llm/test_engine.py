@@ -223,3 +223,14 @@ def test_statuses_move_waiting_running_finished() -> None:
     assert step is not None and s.status is Status.RUNNING
     engine.complete(step, 0.1, [1])
     assert s.status is Status.FINISHED and s.finish_reason == "length"
+
+
+def test_the_lab_profile_queues_and_preempts_under_a_few_dozen_streams() -> None:
+    engine = Engine(EngineConfig.lab())
+    for i in range(40):  # chat-sized requests: a 200-token prompt and 250 tokens of answer
+        engine.add(seq(f"s{i}", prompt=200, max_tokens=250), 0.0)
+    _, results, _ = drive(engine)
+    done = finished(results)
+    assert len(done) == 40 and all(f.generation_tokens == 250 for f in done.values())
+    assert sum(1 for f in done.values() if f.queued_s > 0) >= 8  # beyond max_num_seqs 32
+    assert sum(r.preemptions for r in results) > 0  # 32 x 450 tokens > 12,288
