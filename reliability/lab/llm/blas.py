@@ -2,8 +2,8 @@
 
 The node multiplies small matrices (a few hundred rows) once per engine step. OpenBLAS splits such
 products over all cores by default; with several node processes on the lab's 2 shared cores the
-threads fight and a 256-row step took 15x longer (10 ms instead of 0.7 ms, measured with
-benchmarks/bench_llm_node.py's model). The environment variables only count before numpy loads
+threads fight and a 256-row step of the model took 15 times longer (15 ms instead of 1 ms, timed
+in a loop over `TinyLm.next_tokens`). The environment variables only count before numpy loads
 OpenBLAS, and numpy is already imported by the time a node starts, so set it through the library.
 """
 

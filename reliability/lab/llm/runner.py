@@ -8,7 +8,8 @@ records the tokens with the actual time, updates vLLM's metrics and writes each 
 pre-encoded SSE chunk straight to its connection: one `transport.write` per token, framed for HTTP/1.1
 chunked transfer encoding, with no task switch per token (the stream's handler only waits for the
 end, then aiohttp writes the last chunk). Through aiohttp's `StreamResponse.write` and a handler
-woken per token, a token cost about twice the CPU (benchmarks/bench_llm_node.py).
+woken per token, a token cost 56 us of node CPU instead of 39 us (benchmarks/bench_llm_node.py,
+64 streams).
 """
 
 from __future__ import annotations
