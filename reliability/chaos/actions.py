@@ -71,7 +71,8 @@ def _undo(
 def kill_node(
     node: str, mode: str = "xid79", state_file: str | None = None, configuration: Configuration = None
 ) -> Any:
-    """Kill one GPU node: `sigkill` (process dies) or `xid79` (GPU fell off the bus, node unhealthy)."""
+    """Lose a GPU node: `sigkill` (the host dies) or `xid<code>` (its GPU reports that Xid: 79 fell
+    off the bus, 48 double-bit ECC, ...); the platform must detect and replace it."""
     return _inject("kill_node", {"node": node, "mode": mode}, Undo("heal"), state_file, configuration)
 
 
@@ -112,18 +113,63 @@ def fail_model(
     target: str,
     mode: str = "errors",
     rate: float = 1.0,
-    latency_ms: int = 0,
+    latency_ms: float | None = None,
+    factor: float | None = None,
+    fraction: float | None = None,
+    hang: bool | None = None,
+    version: str | None = None,
     state_file: str | None = None,
     configuration: Configuration = None,
 ) -> Any:
-    """Make the model on a node or region misbehave: errors, latency, NaN/wrong outputs, bad version."""
+    """Make the model on a node, a region or `all` misbehave: errors, latency, wrong answers, a bad
+    version, a gray failure (health green, generation failing or hanging), slow decode, a KV-cache cut."""
+    args = {"target": target, "mode": mode, "rate": rate}
+    extra = {
+        "latency_ms": latency_ms,
+        "factor": factor,
+        "fraction": fraction,
+        "hang": hang,
+        "version": version,
+    }
+    args.update({k: v for k, v in extra.items() if v is not None})
+    return _inject("fail_model", args, Undo("restore_model", {"target": target}), state_file, configuration)
+
+
+def deploy_model(
+    target: str,
+    version: str,
+    failure: str = "errors",
+    state_file: str | None = None,
+    configuration: Configuration = None,
+) -> Any:
+    """Roll a broken model version out through the platform's canary rollout (which should roll it
+    back on its own); the rollback restores the model whatever the platform did."""
     return _inject(
-        "fail_model",
-        {"target": target, "mode": mode, "rate": rate, "latency_ms": latency_ms},
+        "deploy_model",
+        {"target": target, "version": version, "failure": failure},
         Undo("restore_model", {"target": target}),
         state_file,
         configuration,
     )
+
+
+def stall_replacements(
+    region: str, state_file: str | None = None, configuration: Configuration = None
+) -> Any:
+    """Replacement nodes of the region hang while loading the model (a stuck provisioning)."""
+    return _inject(
+        "stall_replacements",
+        {"region": region},
+        Undo("unstall_replacements", {"region": region}),
+        state_file,
+        configuration,
+    )
+
+
+def unstall_replacements(
+    region: str, state_file: str | None = None, configuration: Configuration = None
+) -> Any:
+    return _undo("unstall_replacements", {"region": region}, state_file, configuration)
 
 
 def heal_partition(region: str, state_file: str | None = None, configuration: Configuration = None) -> Any:

@@ -6,7 +6,6 @@ Only the lab exists as a target today; Kubernetes comes later behind the same sm
 
 from __future__ import annotations
 
-import json
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,28 +61,27 @@ class LabTarget(AbstractContextManager["LabTarget"]):
             endpoint=str(self._lab.endpoint),
             events_path=Path(self._lab.events_path),
             started_by_us=True,
-            golden_path=_golden(Path(self._lab.workdir)),
+            golden_path=self._lab.golden_path,
         )
         return self
 
     def _attach(self, state_file: Path) -> TargetInfo:
-        try:
-            state = json.loads(state_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        from reliability.lab.state import read_state
+
+        state = read_state(state_file)
+        if state is None:
             raise InputError(
-                f"{self.scenario_path}: target.state_file", f"cannot read lab state: {exc}"
-            ) from exc
-        prom = state.get("prometheus_url") or (state.get("prometheus") or {}).get("url")
-        endpoint = state.get("endpoint")
-        if not prom or not endpoint:
-            raise HarnessError(f"lab state {state_file} has no prometheus_url/endpoint: is the lab up?")
+                f"{self.scenario_path}: target.state_file", f"no readable lab state at {state_file}"
+            )
+        if state.phase != "ready" or not state.prometheus_url or not state.endpoint:
+            raise HarnessError(f"the lab of {state_file} is {state.phase}, not ready: is it up?")
         return TargetInfo(
             state_file=state_file,
-            prometheus_url=str(prom),
-            endpoint=str(endpoint),
-            events_path=state_file.parent / "events.jsonl",
+            prometheus_url=state.prometheus_url,
+            endpoint=state.endpoint,
+            events_path=Path(state.events_path) if state.events_path else state_file.parent / "events.jsonl",
             started_by_us=False,
-            golden_path=_golden(state_file.parent),
+            golden_path=Path(state.golden_path) if state.golden_path else None,
         )
 
     def __exit__(
@@ -92,8 +90,3 @@ class LabTarget(AbstractContextManager["LabTarget"]):
         lab, self._lab = self._lab, None
         if lab is not None:
             lab.stop()
-
-
-def _golden(workdir: Path) -> Path | None:
-    path = workdir / "golden.jsonl"
-    return path if path.is_file() else None

@@ -52,7 +52,8 @@ def up(
         f"lab up in {time.monotonic() - started:.1f}s ({lab.isolation} isolation), work dir {lab.workdir}"
     )
     typer.echo(
-        f'  endpoint:   {lab.endpoint}   (POST /v1/predict {{"inputs": [[{cfg.model.features} numbers]]}})'
+        f"  endpoint:   {lab.endpoint}   (OpenAI API: POST /v1/chat/completions, model "
+        f'"{cfg.model.served_name}"; KServe v2: POST /v2/models/{cfg.predictor.name}/infer)'
     )
     typer.echo(f"  prometheus: {lab.prometheus_url}")
     typer.echo(f"  state:      {lab.state_file}")
@@ -86,29 +87,28 @@ def status(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(
-        title=f"lab {state.get('lab_id')}: {state.get('phase')} ({state.get('isolation')} isolation)"
-    )
-    for col in ("component", "region", "pid", "address", "status", "ready"):
+    from reliability.lab.state import LabState
+
+    lab = LabState.model_validate(state)
+    table = Table(title=f"lab {lab.lab_id}: {lab.phase} ({lab.isolation} isolation)")
+    for col in ("component", "region", "pid", "address", "status"):
         table.add_column(col)
-    for c in state.get("components", []):
-        alive = c.get("alive")
-        status_txt = c.get("status") or ("alive" if alive else "down" if alive is False else "?")
-        ready = c.get("ready")
-        table.add_row(
-            c["name"],
-            c.get("region") or "-",
-            str(c.get("pid") or "-"),
-            f"{c['host']}:{c['port']}",
-            status_txt,
-            "?" if ready is None else "yes" if ready else "no",
-        )
+    nodes = {f"node/{n.name}": n for n in lab.nodes}
+    for c in lab.components:
+        node = nodes.get(c.name)
+        if node is not None:
+            status_txt = (
+                node.status + (", ready" if node.ready else "") + (", cordoned" if node.unschedulable else "")
+            )
+        else:
+            status_txt = "running" if c.pid else "stopped"
+        table.add_row(c.name, c.region or "-", str(c.pid or "-"), f"{c.host}:{c.port}", status_txt)
     console = Console()
     console.print(table)
     console.print(
-        f"endpoint {state.get('endpoint')}  prometheus {state.get('prometheus_url')}  "
-        f"store primary {(state.get('store') or {}).get('primary')}  "
-        f"partitioned {state.get('partitioned') or '-'}  faults {list(state.get('faults') or {}) or '-'}"
+        f"endpoint {lab.endpoint}  prometheus {lab.prometheus_url}  "
+        f"store primary {lab.store.primary if lab.store else '-'}  "
+        f"partitioned {lab.partitioned or '-'}  faults {list(lab.faults) or '-'}"
     )
 
 

@@ -1,7 +1,10 @@
 """The lab's topology and timings (`reliability lab up --config FILE`): one pydantic model.
 
-Every timing is configurable because a game day's numbers (time to detect, recovery time) are made
-of them; the defaults give a lab that starts in a few seconds and recovers in well under a minute.
+The lab is a twin of an LLM-serving platform: GPU nodes running a vLLM-like engine with a DCGM-like
+exporter, HAProxy region gateways and a global ingress, a controller standing for the cluster's
+control plane and GPU health tooling, a replicated store and a known-answer prober. Every timing is
+configurable because a game day's numbers (time to detect, recovery time) are made of them; the
+defaults are compressed (seconds where a real cluster takes minutes) so a game day fits in CI.
 """
 
 from __future__ import annotations
@@ -13,6 +16,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reliability.files import load_yaml, parse_model
+from reliability.lab.llm.engine import EngineConfig
+
+# The lab runs on one machine: bound what a config can ask for (1,000 regions of 16 nodes fit
+# the schema's per-field limits but not a laptop).
+MAX_REGIONS = 8
+MAX_NODES = 32
 
 
 class _Strict(BaseModel):
@@ -21,45 +30,80 @@ class _Strict(BaseModel):
 
 class RegionConfig(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
-    nodes: int = Field(3, ge=1, le=16, description="GPU nodes (one OS process each).")
+    nodes: int = Field(3, ge=1, le=16, description="GPU nodes serving (one OS process each).")
+    standby: int = Field(
+        0, ge=0, le=8, description="Warm standby GPU nodes: model loaded, out of rotation until one is lost."
+    )
 
 
 class ModelConfig(_Strict):
-    """The small MLP every node serves; weights are seeded, written once as a checksummed checkpoint."""
+    """The LLM every node serves. The lab's model is a small deterministic character model; the
+    name is what clients ask for, so load and scenarios work unchanged against a real fleet."""
 
+    served_name: str = Field("meta-llama/Llama-3.1-8B-Instruct", min_length=1, max_length=200)
+    version: str = Field("v1", pattern=r"^[A-Za-z0-9._-]+$")
+    seed: int = 11
+    load_s: float = Field(
+        1.5, ge=0, le=600, description="Weights to GPU before the API port opens (minutes on a real node)."
+    )
+    warmup_s: float = Field(0.5, ge=0, le=600, description="After the port opens, before /health is 200.")
+
+
+class PredictorConfig(_Strict):
+    """The predictive model every node also serves on KServe's Open Inference Protocol v2."""
+
+    name: str = Field("fraud-detector", pattern=r"^[A-Za-z0-9._-]+$")
     features: int = Field(4, ge=1, le=4096)
     hidden: int = Field(64, ge=1, le=4096)
     outputs: int = Field(4, ge=1, le=4096)
     seed: int = 7
     version: str = Field("v1", pattern=r"^[A-Za-z0-9._-]+$")
-    warmup_s: float = Field(
-        1.0, ge=0, le=600, description="Stands in for loading large weights onto the GPU at start."
-    )
+    warmup_s: float = Field(0.0, ge=0, le=600)
 
 
-class NodeConfig(_Strict):
-    xid_die_after_s: float = Field(
-        1.5, ge=0, le=60, description="Xid 79 mode: how long the node reports the lost GPU before it dies."
-    )
-    max_batch: int = Field(64, ge=1, le=10_000, description="Largest accepted `inputs` batch.")
+class GpuConfig(_Strict):
+    model_name: str = "NVIDIA H100 80GB HBM3"
+    fb_total_mib: int = Field(81559, gt=0, le=1_000_000)
+
+
+class RolloutConfig(_Strict):
+    """Canary-based automatic rollback of a model version (Argo Rollouts / Flagger style): the new
+    version goes to one node, the controller asks it known prompts, and rolls back on failure."""
+
+    analysis_s: float = Field(6.0, gt=0, le=3600, description="How long the canary node is analysed.")
+    probe_interval_s: float = Field(0.2, gt=0, le=60)
+    max_failures: int = Field(3, ge=1, le=1000, description="Wrong or failed answers that abort the rollout.")
 
 
 class ControllerConfig(_Strict):
-    heartbeat_interval_s: float = Field(0.5, gt=0, le=60)
-    missed_heartbeats: int = Field(3, ge=1, le=100, description="Misses before a node is declared lost.")
-    provisioning_delay_s: float = Field(
-        3.0, ge=0, le=600, description="From detection to the replacement process starting."
+    heartbeat_interval_s: float = Field(0.25, gt=0, le=60, description="How often node agents are polled.")
+    missed_heartbeats: int = Field(4, ge=1, le=100, description="Misses before a node is NotReady (lost).")
+    fatal_xids: list[int] = Field(
+        default_factory=lambda: [48, 64, 74, 79, 95],
+        description="Xids on which GPU health tooling marks the GPU unhealthy, cordons and replaces "
+        "the node.",
     )
+    provisioning_delay_s: float = Field(
+        3.0, ge=0, le=600, description="From the decision to replace a node to the new node booting."
+    )
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+
+
+class HealthCheckConfig(_Strict):
+    interval_s: float = Field(0.25, gt=0, le=60)
+    fall: int = Field(2, ge=1, le=100, description="Failed checks before a server is taken out.")
+    rise: int = Field(2, ge=1, le=100, description="Passed checks before it takes traffic again.")
 
 
 class RegionGatewayConfig(_Strict):
-    health_interval_s: float = Field(0.25, gt=0, le=60)
-    request_timeout_s: float = Field(1.0, gt=0, le=60)
-    retry: bool = Field(True, description="Retry a failed prediction once on another node (idempotent).")
-    breaker_failures: int = Field(3, ge=1, le=1000, description="Consecutive failures that open a breaker.")
-    breaker_cooldown_s: float = Field(2.0, gt=0, le=600)
-    max_ejected_ratio: float = Field(
-        0.5, ge=0, le=1, description="Share of a region's nodes breakers may eject at once (as Envoy)."
+    check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
+    error_limit: int = Field(
+        3, ge=1, le=1000, description="Consecutive failed requests that eject a node (observe layer7)."
+    )
+    retries: int = Field(2, ge=0, le=10, description="Retries of a request that never reached a node.")
+    health_checks: bool = Field(
+        True,
+        description="False reproduces a gateway that keeps routing to a dead backend (a misconfiguration).",
     )
 
 
@@ -68,11 +112,7 @@ class GlobalGatewayConfig(_Strict):
     primary_region: str | None = Field(
         None, description="Active-passive: the active region (default: first)."
     )
-    health_interval_s: float = Field(0.25, gt=0, le=60)
-    unhealthy_after: int = Field(
-        2, ge=1, le=100, description="Failed checks before a region is failed away from."
-    )
-    request_timeout_s: float = Field(1.0, gt=0, le=60)
+    check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
 
 
 class StoreConfig(_Strict):
@@ -87,15 +127,22 @@ class StoreConfig(_Strict):
 
 
 class CanaryConfig(_Strict):
-    rate_per_region: float = Field(10.0, gt=0, le=1000, description="Known-answer predictions per second.")
+    rate_per_region: float = Field(5.0, gt=0, le=100, description="Known prompts per second per region.")
 
 
 class LabConfig(_Strict):
     regions: list[RegionConfig] = Field(
-        default_factory=lambda: [RegionConfig(name="us-east"), RegionConfig(name="eu-west")], min_length=1
+        default_factory=lambda: [RegionConfig(name="us-east"), RegionConfig(name="eu-west")],
+        min_length=1,
+        max_length=MAX_REGIONS,
     )
     model: ModelConfig = Field(default_factory=ModelConfig)
-    node: NodeConfig = Field(default_factory=NodeConfig)
+    predictor: PredictorConfig = Field(default_factory=PredictorConfig)
+    engine: EngineConfig = Field(
+        default_factory=EngineConfig.lab,
+        description="The continuous-batching engine; default: the 2-core lab profile (EngineConfig.lab).",
+    )
+    gpu: GpuConfig = Field(default_factory=GpuConfig)
     controller: ControllerConfig = Field(default_factory=ControllerConfig)
     region_gateway: RegionGatewayConfig = Field(default_factory=RegionGatewayConfig)
     global_gateway: GlobalGatewayConfig = Field(default_factory=GlobalGatewayConfig)
@@ -107,6 +154,9 @@ class LabConfig(_Strict):
         names = [r.name for r in self.regions]
         if len(set(names)) != len(names):
             raise ValueError(f"region names must be unique, got {names}")
+        total = sum(r.nodes + r.standby for r in self.regions)
+        if total > MAX_NODES:
+            raise ValueError(f"{total} GPU nodes in all: the lab runs at most {MAX_NODES} on one machine")
         for field, region in (
             ("global_gateway.primary_region", self.global_gateway.primary_region),
             ("store.primary_region", self.store.primary_region),
@@ -118,9 +168,8 @@ class LabConfig(_Strict):
     def region_names(self) -> list[str]:
         return [r.name for r in self.regions]
 
-    def node_ids(self, region: str) -> list[str]:
-        count = next(r.nodes for r in self.regions if r.name == region)
-        return [f"{region}-{i}" for i in range(1, count + 1)]
+    def region(self, name: str) -> RegionConfig:
+        return next(r for r in self.regions if r.name == name)
 
     def store_primary(self) -> str:
         return self.store.primary_region or self.regions[0].name

@@ -1,7 +1,10 @@
 """Faults over a lab's state file, from any process (Chaos Toolkit providers, `reliability recover`,
 tests): each call asks the lab's supervisor, which applies the fault and logs it as ground truth.
 
-`target` of fail_model/restore_model is a node id (`us-east-1`) or a region name.
+`target` of fail_model/restore_model/deploy_model is a node (`us-east-1`), a region or `all`.
+Node fault modes of `fail_model` (docs/twin.md 1.4): errors (rate), latency (latency_ms), wrong
+(rate), bad_version (version), gray (hang), slow_decode (factor), kv_cache_cut (fraction).
+`kill_node` modes: sigkill (the host is lost) or xid<code> (the GPU reports an Xid: 79, 48, 94...).
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from typing import Any
 import requests
 
 from reliability.errors import HarnessError
-from reliability.lab.lab import down_from_state, read_state, supervisor_alive
+from reliability.lab.lab import down_from_state, supervisor_alive
+from reliability.lab.state import read_state
 
 TIMEOUT_S = 30.0
 
@@ -23,21 +27,23 @@ class LabUnavailable(HarnessError):
 
 def _admin(state: Path | str) -> str:
     data = read_state(Path(state))
-    if not data or data.get("phase") != "ready" or not data.get("admin_url"):
-        raise LabUnavailable(f"no running lab at {state} (phase {None if not data else data.get('phase')})")
-    return str(data["admin_url"])
+    if data is None or data.phase != "ready" or not data.admin_url:
+        raise LabUnavailable(f"no running lab at {state} (phase {None if data is None else data.phase})")
+    return data.admin_url
 
 
 def _call(state: Path | str, fault: str, **args: Any) -> dict[str, Any]:
     url = f"{_admin(state)}/faults/{fault}"
     try:
-        r = requests.post(url, json=args, timeout=TIMEOUT_S)
+        r = requests.post(url, json={k: v for k, v in args.items() if v is not None}, timeout=TIMEOUT_S)
     except requests.RequestException as exc:
         raise LabUnavailable(f"the lab's supervisor did not answer {fault}: {exc}") from exc
     if r.status_code != 200:
-        raise HarnessError(
-            f"{fault}({args}): {r.json().get('error', r.text) if r.content else r.status_code}"
-        )
+        try:
+            detail = r.json().get("error", r.text)
+        except ValueError:
+            detail = r.text
+        raise HarnessError(f"lab refused {fault}: {detail}")
     return dict(r.json())
 
 
@@ -53,14 +59,26 @@ def heal_partition(state: Path | str, region: str) -> dict[str, Any]:
     return _undo(state, "heal_partition", region=region)
 
 
-def fail_model(
-    state: Path | str, target: str, mode: str = "errors", rate: float = 1.0, latency_ms: float = 0
-) -> dict[str, Any]:
-    return _call(state, "fail_model", target=target, mode=mode, rate=rate, latency_ms=latency_ms)
+def fail_model(state: Path | str, target: str, mode: str = "errors", **fields: Any) -> dict[str, Any]:
+    return _call(state, "fail_model", target=target, mode=mode, **fields)
 
 
 def restore_model(state: Path | str, target: str) -> dict[str, Any]:
     return _undo(state, "restore_model", target=target)
+
+
+def deploy_model(state: Path | str, target: str, version: str, failure: str = "errors") -> dict[str, Any]:
+    """Roll a (bad) model version out through the platform's canary rollout."""
+    return _call(state, "deploy_model", target=target, version=version, failure=failure)
+
+
+def stall_replacements(state: Path | str, region: str) -> dict[str, Any]:
+    """Replacement nodes of the region hang while loading the model."""
+    return _call(state, "stall_replacements", region=region)
+
+
+def unstall_replacements(state: Path | str, region: str) -> dict[str, Any]:
+    return _undo(state, "unstall_replacements", region=region)
 
 
 def heal(state: Path | str) -> dict[str, Any]:
@@ -77,7 +95,7 @@ def _undo(state: Path | str, fault: str, **args: Any) -> dict[str, Any]:
         return _call(state, fault, **args)
     except LabUnavailable:
         data = read_state(Path(state))
-        if not data or data.get("phase") == "down":
+        if data is None or data.phase == "down":
             return {"healed": [], "lab": "not running"}
         if supervisor_alive(data):
             raise
@@ -89,12 +107,14 @@ def lab_status(state: Path | str) -> dict[str, Any]:
     data = read_state(Path(state))
     if data is None:
         raise LabUnavailable(f"no lab state at {state}")
-    if data.get("phase") == "ready" and data.get("admin_url"):
+    if data.phase == "ready" and data.admin_url:
         try:
-            r = requests.get(f"{data['admin_url']}/status", timeout=5)
+            r = requests.get(f"{data.admin_url}/status", timeout=5)
             if r.status_code == 200:
                 return dict(r.json())
         except requests.RequestException:
             pass
-        data["phase"] = "unreachable"
-    return data
+        out = data.model_dump(mode="json")
+        out["phase"] = "unreachable"
+        return out
+    return data.model_dump(mode="json")

@@ -40,10 +40,14 @@ class KubeStateCollector(Collector):
         nodes = [n for n in self.snapshot() if n.status not in ("replaced", "stopped")]
         region_l, gpu_l = label_name(REGION_LABEL), label_name(GPU_LABEL)
         labels = GaugeMetricFamily(
-            "kube_node_labels", "Kubernetes labels converted to Prometheus labels.", labels=["node", region_l, gpu_l]
+            "kube_node_labels",
+            "Kubernetes labels converted to Prometheus labels.",
+            labels=["node", region_l, gpu_l],
         )
         condition = GaugeMetricFamily(
-            "kube_node_status_condition", "The condition of a cluster node.", labels=["node", "condition", "status"]
+            "kube_node_status_condition",
+            "The condition of a cluster node.",
+            labels=["node", "condition", "status"],
         )
         unschedulable = GaugeMetricFamily(
             "kube_node_spec_unschedulable", "Whether a node can schedule new pods.", labels=["node"]
@@ -52,7 +56,9 @@ class KubeStateCollector(Collector):
             "kube_node_spec_taint", "The taint of a cluster node.", labels=["node", "key", "value", "effect"]
         )
         pod_info = GaugeMetricFamily(
-            "kube_pod_info", "Information about pod.", labels=["namespace", "pod", "uid", "node", "created_by_kind"]
+            "kube_pod_info",
+            "Information about pod.",
+            labels=["namespace", "pod", "uid", "node", "created_by_kind"],
         )
         pod_ready = GaugeMetricFamily(
             "kube_pod_status_ready",
@@ -63,7 +69,8 @@ class KubeStateCollector(Collector):
             labels.add_metric([n.name, n.region, "true"], 1.0)
             conditions = {"Ready": n.status != "lost", **n.conditions}
             for cond, value in conditions.items():
-                observed = "unknown" if cond == "Ready" and n.status == "lost" else ("true" if value else "false")
+                lost = cond == "Ready" and n.status == "lost"
+                observed = "unknown" if lost else ("true" if value else "false")
                 for status in CONDITION_STATUSES:
                     condition.add_metric([n.name, cond, status], 1.0 if status == observed else 0.0)
             unschedulable.add_metric([n.name], 1.0 if n.unschedulable else 0.0)

@@ -1,26 +1,34 @@
 """`Lab`: start the embedded lab as a supervised set of processes, and stop it - also from a state
-file left by a lab whose supervising process was killed."""
+file left by a lab whose supervising process was killed.
+
+One lab per directory: `start()` takes an exclusive lock on `<workdir>/lab.lock` and hands it to
+the supervisor, which holds it for the lab's whole life (the kernel releases it when the
+supervisor dies, whatever kills it). Two `lab up` started together: one gets the lock, the other
+is refused before it touches anything.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
+import fcntl
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from reliability.errors import HarnessError
 from reliability.files import find_below, write_json_atomic
 from reliability.lab.config import LabConfig
 from reliability.lab.processes import kill_pids, process_matches
-from reliability.tools import parent_death_signal
+from reliability.lab.state import LabState, read_state, write_state
 
 REPO_ALERTS = Path(__file__).resolve().parents[2] / "alerts"
+LOCK_NAME = "lab.lock"
+SUPERVISOR = "reliability.lab.supervisor"
 
 
 def default_rule_files() -> list[Path]:
@@ -28,15 +36,21 @@ def default_rule_files() -> list[Path]:
     return sorted(REPO_ALERTS.glob("*.rules.yaml")) if REPO_ALERTS.is_dir() else []
 
 
-def read_state(state_file: Path) -> dict[str, Any] | None:
+def lock_lab_dir(workdir: Path) -> int:
+    """An exclusive lock on the lab directory, as an open descriptor; HarnessError when another lab
+    holds it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(workdir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        return dict(json.loads(Path(state_file).read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        return None
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise HarnessError(f"a lab is already running in {workdir} (run `reliability lab down`)") from None
+    return fd
 
 
 class Lab:
-    """Context manager: `with Lab(config, workdir) as lab: requests.post(lab.endpoint + "/v1/predict")`."""
+    """Context manager: `with Lab(config, workdir) as lab: requests.post(lab.endpoint + ...)`."""
 
     def __init__(
         self,
@@ -58,7 +72,7 @@ class Lab:
         self.start_timeout_s = start_timeout_s
         self.keep_running = keep_running  # `lab up --detach`: the supervisor must outlive this process
         self.proc: subprocess.Popen[bytes] | None = None
-        self.state: dict[str, Any] = {}
+        self.state: LabState | None = None
 
     @property
     def state_file(self) -> Path:
@@ -68,51 +82,68 @@ class Lab:
     def events_path(self) -> Path:
         return self.workdir / "events.jsonl"
 
+    def _ready_state(self) -> LabState:
+        if self.state is None:
+            raise HarnessError("the lab is not running")
+        return self.state
+
     @property
     def endpoint(self) -> str:
-        return str(self.state["endpoint"])
+        return self._ready_state().endpoint
 
     @property
     def prometheus_url(self) -> str:
-        return str(self.state["prometheus_url"])
+        return str(self._ready_state().prometheus_url)
+
+    @property
+    def golden_path(self) -> Path | None:
+        golden = self._ready_state().golden_path
+        return Path(golden) if golden else None
 
     @property
     def isolation(self) -> str:
-        return str(self.state.get("isolation", self.requested_isolation))
+        return self.state.isolation if self.state is not None else self.requested_isolation
 
     def start(self) -> Lab:
-        existing = read_state(self.state_file)
-        if existing and existing.get("phase") not in (None, "down"):
-            sup = (existing.get("supervisor") or {}).get("pid")
-            if sup and process_matches(int(sup), "reliability.lab.supervisor"):
-                raise HarnessError(f"a lab is already running in {self.workdir} (run `reliability lab down`)")
-            down_from_state(self.state_file)  # a crashed lab's leftovers
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            self.state_file.unlink()
-        write_json_atomic(
-            self.workdir / "launch.json",
-            {
-                "config": self.config.model_dump(mode="json"),
-                "isolation": self.requested_isolation,
-                "slo_files": [str(p) for p in self.slo_files],
-                "rule_files": [str(p) for p in self.rule_files],
-            },
-        )
-        log = open(self.workdir / "supervisor.log", "ab")  # noqa: SIM115 - the child owns it
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reliability.lab.supervisor", str(self.workdir)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=self.keep_running,
-            preexec_fn=None if self.keep_running else parent_death_signal(signal.SIGKILL),
-        )
-        log.close()
+        lock = lock_lab_dir(self.workdir)
+        try:
+            existing = read_state(self.state_file)
+            if existing is not None and existing.phase != "down":
+                down_from_state(self.state_file)  # a crashed lab's leftovers (no supervisor holds the lock)
+            with contextlib.suppress(FileNotFoundError):
+                self.state_file.unlink()
+            write_json_atomic(
+                self.workdir / "launch.json",
+                {
+                    "lab_id": secrets.token_hex(4),
+                    "config": self.config.model_dump(mode="json"),
+                    "isolation": self.requested_isolation,
+                    "slo_files": [str(p) for p in self.slo_files],
+                    "rule_files": [str(p) for p in self.rule_files],
+                },
+            )
+            env = {**os.environ, "RELIABILITY_LAB_LOCK_FD": str(lock)}
+            if not self.keep_running:
+                env["RELIABILITY_LAB_STOP_WHEN_ORPHANED"] = "1"
+            log = open(self.workdir / "supervisor.log", "ab")  # noqa: SIM115 - the child owns it
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", SUPERVISOR, str(self.workdir)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=self.keep_running,
+                pass_fds=(lock,),
+                env=env,
+                # No PR_SET_PDEATHSIG: an orphaned supervisor tears its lab down once, by itself
+                # (RELIABILITY_LAB_STOP_WHEN_ORPHANED); a signal would kill it before it could.
+            )
+            log.close()
+        finally:
+            os.close(lock)  # the supervisor holds its own copy of the lock from here on
         deadline = time.monotonic() + self.start_timeout_s
         while True:
-            state = read_state(self.state_file) or {}
-            if state.get("phase") == "ready":
+            state = read_state(self.state_file)
+            if state is not None and state.phase == "ready":
                 self.state = state
                 return self
             if self.proc.poll() is not None:
@@ -127,7 +158,7 @@ class Lab:
                 )
             time.sleep(0.05)
 
-    def refresh(self) -> dict[str, Any]:
+    def refresh(self) -> LabState | None:
         self.state = read_state(self.state_file) or self.state
         return self.state
 
@@ -136,7 +167,7 @@ class Lab:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(20)
+                proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
@@ -157,57 +188,52 @@ class Lab:
 
 def down_from_state(state_file: Path | str) -> list[str]:
     """Stop whatever a lab's state file records: the supervisor first (it cleans up after itself),
-    then any process, namespace or route still left. Returns what had to be removed by force."""
+    then any process, namespace or route still left. Returns what had to be removed by force.
+    A network teardown that fails raises HarnessError and leaves the lab marked as not down."""
     state_file = Path(state_file)
     state = read_state(state_file)
-    if not state:
+    if state is None:
         return []
     removed: list[str] = []
-    sup = state.get("supervisor") or {}
-    if sup.get("pid") and kill_pids(
-        [(int(sup["pid"]), sup.get("marker", "reliability.lab.supervisor"))], 15.0
-    ):
+    sup = state.supervisor
+    if sup.pid and kill_pids([(sup.pid, sup.marker or SUPERVISOR)], 30.0):
         state = read_state(state_file) or state
-    leftovers = [
-        (int(c["pid"]), str(c.get("marker") or c["kind"]))
-        for c in state.get("components", [])
-        if c.get("pid")
-    ]
-    prom = state.get("prometheus") or {}
-    if prom.get("pid"):
-        leftovers.append((int(prom["pid"]), str(prom.get("marker") or "prometheus")))
+    leftovers = [(c.pid, c.marker or c.kind) for c in state.components if c.pid]
+    if state.prometheus.pid:
+        leftovers.append((state.prometheus.pid, state.prometheus.marker or "prometheus"))
     removed += [f"pid {pid}" for pid in kill_pids(leftovers)]
-    fabric = state.get("fabric") or {}
-    if fabric.get("mode") == "netns":
+    if state.fabric.get("mode") == "netns":
         from reliability.lab.netns import NetnsFabric, list_namespaces
 
-        with contextlib.suppress(Exception):
-            net = NetnsFabric.from_state(fabric)
-            existed = [ns for ns in list_namespaces() if ns in {net.namespace(r) for r in net.regions}]
+        net = NetnsFabric.from_state(state.fabric)
+        existed = [ns for ns in list_namespaces() if ns in {net.namespace(r) for r in net.regions}]
+        try:
             net.teardown()  # also routes and links when the namespaces are already gone
-            removed += [f"netns {ns}" for ns in existed]
-    if state.get("phase") != "down":
-        state.update(phase="down", partitioned=[])
-        for c in state.get("components", []):
-            c["pid"] = None
-        write_json_atomic(state_file, state)
+        except HarnessError as exc:
+            state = state.model_copy(
+                update={"phase": "teardown_failed", "error": f"network teardown failed: {exc}"}
+            )
+            write_state(state_file, state)
+            raise
+        removed += [f"netns {ns}" for ns in existed]
+    if state.phase != "down":
+        comps = [c.model_copy(update={"pid": None}) for c in state.components]
+        write_state(
+            state_file, state.model_copy(update={"phase": "down", "partitioned": [], "components": comps})
+        )
     return removed
 
 
-def supervisor_alive(state: dict[str, Any]) -> bool:
-    sup = state.get("supervisor") or {}
-    return bool(sup.get("pid")) and process_matches(
-        int(sup["pid"]), sup.get("marker", "reliability.lab.supervisor")
-    )
+def supervisor_alive(state: LabState) -> bool:
+    sup = state.supervisor
+    return bool(sup.pid) and process_matches(sup.pid or 0, sup.marker or SUPERVISOR)
 
 
 def crashed(state_file: Path | str) -> bool:
     """A lab that is not down but whose supervisor is gone (killed with the harness, or on its own):
     nothing runs its cleanup, so namespaces, routes or processes may be left."""
     state = read_state(Path(state_file))
-    if not state:
-        return False
-    return state.get("phase") != "down" and not supervisor_alive(state)
+    return state is not None and state.phase != "down" and not supervisor_alive(state)
 
 
 def reap_crashed(path: Path | str) -> dict[Path, list[str]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from reliability.files import write_atomic
-from reliability.lab.config import ModelConfig
+from reliability.lab.config import PredictorConfig
 
 
 class CheckpointError(Exception):
@@ -44,7 +44,7 @@ class Mlp:
         return np.asarray(h @ self.w3 + self.b3)
 
 
-def init_weights(cfg: ModelConfig) -> Mlp:
+def init_weights(cfg: PredictorConfig) -> Mlp:
     rng = np.random.default_rng(cfg.seed)
 
     def layer(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +57,7 @@ def init_weights(cfg: ModelConfig) -> Mlp:
     return Mlp(w1, b1, w2, b2, w3, b3)
 
 
-def write_checkpoint(path: Path, cfg: ModelConfig) -> str:
+def write_checkpoint(path: Path, cfg: PredictorConfig) -> str:
     """Write the weights (npz) atomically; returns the SHA-256 the nodes check before serving."""
     buf = io.BytesIO()
     m = init_weights(cfg)

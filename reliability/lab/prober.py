@@ -13,38 +13,21 @@ import itertools
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter
 
+from reliability.lab.llm.tinylm import GoldenCase
+
 OUTCOMES = ("correct", "wrong", "error")
 
 
-@dataclass(frozen=True)
-class GoldenCase:
-    id: str
-    api: str  # "chat" | "completions"
-    request: dict[str, Any]  # messages or prompt, and max_tokens
-    expected: str
-
-
-def read_golden(path: Path) -> list[GoldenCase]:
-    cases = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        rec = json.loads(line)
-        api = str(rec.get("api", "chat"))
-        body = {"max_tokens": int(rec["max_tokens"])}
-        if api == "chat":
-            body["messages"] = rec["messages"]
-        else:
-            body["prompt"] = rec["prompt"]
-        cases.append(GoldenCase(str(rec["id"]), api, body, str(rec["expected"])))
-    return cases
+def golden_request(case: GoldenCase) -> dict[str, Any]:
+    """The request body (without `model`) asking a golden case at temperature 0, not streamed."""
+    body: dict[str, Any] = {"max_tokens": case.max_tokens, "temperature": 0, "stream": False}
+    body.update({"messages": case.messages} if case.api == "chat" else {"prompt": case.prompt})
+    return body
 
 
 def answer_text(api: str, body: dict[str, Any]) -> str | None:
@@ -77,7 +60,7 @@ class Prober:
 
     async def probe(self, session: aiohttp.ClientSession, base_url: str, case: GoldenCase) -> str:
         path = "/v1/chat/completions" if case.api == "chat" else "/v1/completions"
-        body = {**case.request, "model": self.model, "temperature": 0, "stream": False}
+        body = {**golden_request(case), "model": self.model}
         try:
             async with session.post(base_url + path, json=body, timeout=self.timeout) as r:
                 if r.status != 200:

@@ -156,8 +156,17 @@ class Replica:
             "last_ts": self.log[-1].ts if self.log else None,
         }
 
+    async def primary(self, _: web.Request) -> web.Response:
+        return await _primary(self)
+
     async def healthz(self, _: web.Request) -> web.Response:
         return json_response(self._status())
+
+
+async def _primary(replica: Replica) -> web.Response:
+    """200 only on the primary: the ingress health-checks this so writes reach the primary."""
+    ok = replica.role == "primary"
+    return json_response({"region": replica.region, "role": replica.role}, 200 if ok else 503)
 
 
 def build_app(replica: Replica) -> web.Application:
@@ -170,6 +179,7 @@ def build_app(replica: Replica) -> web.Application:
     app.router.add_post("/follow", replica.follow)
     app.router.add_get("/healthz", replica.healthz)
     app.router.add_get("/readyz", replica.healthz)
+    app.router.add_get("/primary", replica.primary)
     return with_client_session(app, replica, replica.replicate_loop)
 
 

@@ -100,6 +100,11 @@ class LocalPrometheus:
         write_atomic(self.config_path, yaml.safe_dump(cfg, sort_keys=False))
 
     def start(self, timeout: float = 30.0) -> LocalPrometheus:
+        self.spawn()
+        return self.wait_ready(timeout)
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it (the lab starts everything at once)."""
         binary = require_tool("prometheus")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -126,16 +131,22 @@ class LocalPrometheus:
             preexec_fn=parent_death_signal(signal.SIGTERM),
         )
         log.close()
+
+    def ready(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def wait_ready(self, timeout: float = 30.0) -> LocalPrometheus:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+            if self.proc is None or self.proc.poll() is not None:
                 tail = (self.workdir / "prometheus.log").read_text(errors="replace")[-2000:]
-                raise HarnessError(f"prometheus exited with {self.proc.returncode}: {tail}")
-            try:
-                if requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
+                code = None if self.proc is None else self.proc.returncode
+                raise HarnessError(f"prometheus exited with {code}: {tail}")
+            if self.ready():
+                return self
             time.sleep(0.1)
         self.stop()
         raise HarnessError(f"prometheus did not become ready within {timeout}s")

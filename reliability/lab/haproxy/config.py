@@ -161,6 +161,11 @@ class RegionGatewaySpec(_Gateway):
     nodes: list[Server] = Field(default_factory=list)
     check: HealthCheck = Field(default_factory=HealthCheck)
     error_limit: int = Field(3, ge=1, le=1000, description="Consecutive errors before ejection.")
+    health_checks: bool = Field(
+        True,
+        description="False renders GPU nodes without health checks or passive ejection: a gateway that "
+        "keeps routing to a dead backend (a misconfiguration a game day must catch).",
+    )
     balance: Literal["leastconn", "roundrobin"] = "leastconn"
     retry_on: list[RetryOn] = Field(
         default_factory=lambda: ["conn-failure", "empty-response", "response-timeout", "502", "503", "504"],
@@ -241,6 +246,8 @@ POOL_OPTIONS = ["pool-max-conn -1", "pool-purge-delay 5s"]
 def node_server_options(spec: RegionGatewaySpec, server: Server | None = None) -> list[str]:
     """Options of a GPU node's `server` line - also what `add server` needs at run time."""
     weight = server.weight if server is not None else 1
+    if not spec.health_checks:
+        return [f"weight {weight}", *POOL_OPTIONS]
     return [
         *check_options(spec.check, server),
         "observe layer7",
