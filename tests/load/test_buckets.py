@@ -185,3 +185,13 @@ def test_error_keys_are_cut_and_bounded_without_losing_counts() -> None:
     assert all(len(k) <= MAX_ERROR_KEY for k in bucket.errors)
     assert bucket.errors[OTHER_ERRORS] == 10
     assert sum(bucket.errors.values()) == bucket.failures
+
+
+def test_the_fast_path_for_plain_successes_adds_like_add() -> None:
+    fast, full = Bucket(), Bucket()
+    for ms in (0.5, 3.2, 3.2, 250.0):
+        fast.add_success(ms, "200", good=True)
+        full.add(ms, "200", 1.0, good=True)
+    fast.add_success(9.0, "201", good=False)
+    full.add(9.0, "201", 1.0, good=False)
+    assert fast.to_wire() == full.to_wire()
