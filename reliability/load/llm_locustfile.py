@@ -41,7 +41,6 @@ import time
 from typing import Any
 
 import gevent
-import gevent.lock
 from geventhttpclient import HTTPClient
 from geventhttpclient.url import URL
 from locust import User, constant, constant_throughput, task
@@ -63,7 +62,6 @@ class RequestFailed(Exception):
 
 _user_numbers = itertools.count()
 _model: dict[str, str] = {}
-_model_lock = gevent.lock.Semaphore()
 _golden: dict[str, list[GoldenCase]] = {}
 
 
@@ -129,40 +127,39 @@ class _ApiUser(User):
         self.http = self._client()
 
     def _model_name(self) -> str | None:
-        """The configured model, else the first one the server lists (once per process)."""
+        """The configured model, else the first one the server lists (asked until one answer came;
+        users ask side by side rather than queue behind one that hangs)."""
         if self.configured_model:
             return self.configured_model
-        with _model_lock:
-            if "name" in _model:
-                return _model["name"]
-            sent = time.perf_counter()
-            status = 0
-            try:
-                with gevent.Timeout(self.timeout_s, RequestFailed(f"timeout after {self.timeout_s:g} s")):
-                    resp = self.http.get(
-                        self.base_path + "/v1/models", headers={"Accept": "application/json"}
-                    )
-                    status = resp.status_code
-                    body = resp.read()
-                    if resp.status_code != 200:
-                        raise RequestFailed(f"HTTP {resp.status_code}: {body_error(body)}")
-                    data = json.loads(body).get("data") or []
-                    if not data or not isinstance(data[0], dict) or not data[0].get("id"):
-                        raise RequestFailed("no model listed")
-                    _model["name"] = str(data[0]["id"])
-                    return _model["name"]
-            except Exception as exc:
-                self._reset()
-                self.environment.events.request.fire(
-                    request_type="GET",
-                    name="/v1/models",
-                    response_time=(time.perf_counter() - sent) * 1000.0,
-                    response_length=0,
-                    exception=exc,
-                    context={CONTEXT_KEY: Measured(status=status)},
-                    response=None,
-                )
-                return None
+        if "name" in _model:
+            return _model["name"]
+        sent = time.perf_counter()
+        status = 0
+        try:
+            with gevent.Timeout(self.timeout_s, RequestFailed(f"timeout after {self.timeout_s:g} s")):
+                resp = self.http.get(self.base_path + "/v1/models", headers={"Accept": "application/json"})
+                status = resp.status_code
+                body = resp.read()
+                if status != 200:
+                    raise RequestFailed(f"HTTP {status}: {body_error(body)}")
+                data = json.loads(body).get("data") or []
+                if not data or not isinstance(data[0], dict) or not data[0].get("id"):
+                    raise RequestFailed("no model listed")
+        except (StopUser, gevent.GreenletExit):
+            raise
+        except Exception as exc:
+            self._reset()
+            self.environment.events.request.fire(
+                request_type="GET",
+                name="/v1/models",
+                response_time=(time.perf_counter() - sent) * 1000.0,
+                response_length=0,
+                exception=exc,
+                context={CONTEXT_KEY: Measured(status=status)},
+                response=None,
+            )
+            return None
+        return _model.setdefault("name", str(data[0]["id"]))
 
 
 class _StreamingUser(_ApiUser):

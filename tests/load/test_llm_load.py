@@ -24,7 +24,7 @@ from reliability.tools import free_port
 from .conftest import LlmStub
 
 pytestmark = pytest.mark.slow
-SLACK_MS = 60.0  # scheduling on a shared 2-core machine; the stub's delays are >= 20 ms
+SLACK_MS = 100.0  # scheduling on a shared 2-core machine; the stub's delays are >= 20 ms
 
 
 def _run(stub: LlmStub, out: Path, **kw: Any) -> pd.DataFrame:
@@ -69,8 +69,9 @@ def test_chat_stream_measures_ttft_itl_tpot_and_tokens(tmp_path: Path, llm_stub:
     assert percentile(ttft, 0.5) <= 80.0 + SLACK_MS
     # 6 content chunks -> 5 gaps per request, 30 ms apart.
     assert sum(itl.values()) == 5 * n
-    assert 30.0 * 0.8 <= percentile(itl, 0.5) <= 30.0 + SLACK_MS
-    assert sum(tpot.values()) == n and 30.0 * 0.8 <= percentile(tpot, 0.5) <= 30.0 + SLACK_MS
+    # A client that was not scheduled for a while reads chunks in a burst: some gaps shrink.
+    assert 30.0 * 0.5 <= percentile(itl, 0.5) <= 30.0 + SLACK_MS
+    assert sum(tpot.values()) == n and 30.0 * 0.5 <= percentile(tpot, 0.5) <= 30.0 + SLACK_MS
     e2e = _hist(stats, "e2e_ms")
     assert sum(e2e.values()) == n and min(e2e) >= 80.0 + 5 * 30.0
     # Tokens from usage: 6 generated, 16 words + 1 prompt tokens (the client alone would say 16).
@@ -82,9 +83,9 @@ def test_chat_stream_measures_ttft_itl_tpot_and_tokens(tmp_path: Path, llm_stub:
 
 
 def test_wrong_answers_and_goodput_are_counted(tmp_path: Path, llm_stub: LlmStub) -> None:
-    llm_stub.configure(ttft_ms=[20, 300], itl_ms=20, wrong_every=2)
+    llm_stub.configure(ttft_ms=[20, 800], itl_ms=20, wrong_every=2)
     stats = _run(
-        llm_stub, tmp_path, output_tokens=3, golden_path=llm_stub.golden, judge_share=0.5, ttft_target_ms=150
+        llm_stub, tmp_path, output_tokens=3, golden_path=llm_stub.golden, judge_share=0.5, ttft_target_ms=400
     )
     sent = llm_stub.stats()
     assert int(stats["requests"].sum()) == sent["completed"] > 0
@@ -97,9 +98,9 @@ def test_wrong_answers_and_goodput_are_counted(tmp_path: Path, llm_stub: LlmStub
         (wrong_seconds["last_wrong_ts"] >= wrong_seconds["ts"])
         & (wrong_seconds["last_wrong_ts"] < wrong_seconds["ts"] + 1)
     ).all()
-    # Good = met the 150 ms TTFT target: the answers the stub started after 20 ms, not those after 300.
+    # Good = met the 400 ms TTFT target: the answers the stub started after 20 ms, not those after 800.
     assert int(stats["good"].sum()) == sent["by_ttft"]["20"] > 0
-    assert sent["by_ttft"]["300"] > 0
+    assert sent["by_ttft"]["800"] > 0
 
 
 def test_failures_codes_and_errors_including_a_cut_stream(tmp_path: Path, llm_stub: LlmStub) -> None:
