@@ -6,6 +6,10 @@
 - `OIPPredictUser` (`user="oip-predict"`): KServe Open Inference Protocol v2,
   POST /v2/models/{name}/infer with `inputs: [{name, shape, datatype: FP32, data}]`.
 
+`LoadRun` runs this file after `shape_locustfile` (our load shape); alone (`locust -f
+llm_locustfile.py OpenAIChatUser -u 5 -t 1m ...`) it runs with Locust's own options, and the options
+of `reliability.load.plugin.OPTIONS` come from their environment variables or `--reliability-*`.
+
 Each request fires Locust's `events.request` once, when it ended: response_time = e2e in ms,
 response_length = output tokens, exception = why it failed (None when it succeeded), and
 `context["reliability"]` = `reliability.load.measure.Measured` for the stats plugin.
@@ -47,10 +51,10 @@ from locust import User, constant, constant_throughput, task
 from locust.exception import StopUser
 
 from reliability.load.measure import Measured, SseDecoder, StreamError, StreamMeasure, body_error
-from reliability.load.plugin import CONTEXT_KEY, ReliabilityShape, option
+from reliability.load.plugin import CONTEXT_KEY, option
 from reliability.load.workload import GoldenCase, length_dist, prompt_text, read_golden
 
-__all__ = ["OIPPredictUser", "OpenAIChatUser", "OpenAICompletionsUser", "ReliabilityShape"]
+__all__ = ["OIPPredictUser", "OpenAIChatUser", "OpenAICompletionsUser"]
 
 HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}
 CONNECT_TIMEOUT_S = 2.0
@@ -107,8 +111,8 @@ class _ApiUser(User):
     def on_stop(self) -> None:
         self.http.close()
 
-    def _fire(self, name: str, sent: float, exc: Exception | None, measured: Measured) -> None:
-        e2e_ms = (time.perf_counter() - sent) * 1000.0
+    def _fire(self, name: str, sent: float, end: float, exc: Exception | None, measured: Measured) -> None:
+        e2e_ms = (end - sent) * 1000.0
         self.environment.events.request.fire(
             request_type="POST",
             name=name,
@@ -209,7 +213,7 @@ class _StreamingUser(_ApiUser):
         status = 0
         exc: Exception | None = None
         measured: Measured | None = None
-        sent = time.perf_counter()
+        sent = end = time.perf_counter()
         try:
             with gevent.Timeout(self.timeout_s, RequestFailed(f"timeout after {self.timeout_s:g} s")):
                 resp = self.http.request("POST", self.base_path + self.path, body=payload, headers=HEADERS)
@@ -225,10 +229,11 @@ class _StreamingUser(_ApiUser):
                     data = decoder.feed(line.decode("utf-8", errors="replace"))
                     if data is not None:
                         stream.event(data, time.perf_counter())
+                end = time.perf_counter()  # the last byte is in
                 tail = decoder.close()
                 if tail is not None:
-                    stream.event(tail, time.perf_counter())
-                measured = stream.finish(time.perf_counter(), status, prompt_words)
+                    stream.event(tail, end)
+                measured = stream.finish(end, status, prompt_words)
                 if case is not None:
                     measured.judged = True
                     measured.wrong = stream.text != case.expected
@@ -242,10 +247,11 @@ class _StreamingUser(_ApiUser):
             what = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
             exc = RequestFailed(f"stream cut ({what})" if status == 200 else what)
         if exc is not None:
+            end = time.perf_counter()
             self._reset()
             measured = Measured(status=status)
         assert measured is not None
-        self._fire(self.path, sent, exc, measured)
+        self._fire(self.path, sent, end, exc, measured)
 
 
 class OpenAIChatUser(_StreamingUser):
@@ -304,6 +310,7 @@ class OIPPredictUser(_ApiUser):
                 body = resp.read()
                 if status != 200:
                     raise RequestFailed(f"HTTP {status}: {body_error(body)}")
+                end = time.perf_counter()
                 outputs = json.loads(body).get("outputs")
                 if not isinstance(outputs, list) or not outputs:
                     raise RequestFailed("answer has no outputs")
@@ -314,5 +321,6 @@ class OIPPredictUser(_ApiUser):
         except Exception as err:
             exc = RequestFailed(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__)
         if exc is not None:
+            end = time.perf_counter()
             self._reset()
-        self._fire(name, sent, exc, Measured(status=status))
+        self._fire(name, sent, end, exc, Measured(status=status))

@@ -250,6 +250,11 @@ def _flush(environment: Environment, upto: int) -> None:
         _writer.flush(upto)
 
 
+def _on_stats_message(environment: Environment, msg: Any, **_: Any) -> None:
+    if _writer is not None:
+        _writer.merge(msg.data)
+
+
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
     global _writer
@@ -257,10 +262,12 @@ def _on_init(environment: Environment, **_: Any) -> None:
     if runner is None:
         return
     path = option(environment, "--reliability-stats-path")
-    if not isinstance(runner, WorkerRunner) and path:
-        _writer = _Writer(path)
-        runner.register_message(MSG, lambda environment, msg, **kw: _writer.merge(msg.data))  # type: ignore[union-attr]
-        gevent.spawn(_flusher, environment)
+    if not isinstance(runner, WorkerRunner):
+        # Registered even without a stats file: workers ship regardless (they cannot know).
+        runner.register_message(MSG, _on_stats_message)
+        if path:
+            _writer = _Writer(path)
+            gevent.spawn(_flusher, environment)
     if not isinstance(runner, MasterRunner):
         gevent.spawn(_sender, environment)
 

@@ -49,7 +49,7 @@ def locust_files(user: UserKind | None, locustfile: Path | str | None = None) ->
         return f"{SHAPE_LOCUSTFILE},{Path(locustfile).resolve()}"
     if user is None:
         return str(BUILTIN_LOCUSTFILE)
-    return str(LLM_LOCUSTFILE)
+    return f"{SHAPE_LOCUSTFILE},{LLM_LOCUSTFILE}"
 
 
 def worker_command(
