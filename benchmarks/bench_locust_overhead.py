@@ -1,25 +1,40 @@
 """Locust throughput through our `LoadRun` against plain `locust --headless`, same locustfile,
-same loopback server (the stand-in inference API, `reliability.load.stub_server`, own process).
+each against its own loopback server (the stand-in inference API, `reliability.load.stub_server`,
+own process).
 
     .venv/bin/python benchmarks/bench_locust_overhead.py [--users 20] [--seconds 10] [--rounds 2]
-        [--workers 0]
+        [--workers 0] [--alternate]
 
-Throughput is what the server answered (its own counter, sampled every 0.25 s) per second while
-requests flowed, so both sides are measured the same way and start-up does not count.
-Rounds alternate plain/harness to spread machine noise; reported:
-each round's req/s and the ratio of the medians, harness / plain (1.0 = no overhead; our
-per-request stats listener is the expected cost).
+Throughput is what a server answered (its own counter, sampled every 0.25 s) per second while
+requests flowed, measured the same way on both sides, so start-up and shutdown do not count.
+(Until this version the harness side was divided by its whole wall time, start-up included, which
+alone made it look 10-20% slower on an 8-10 s run.)
+
+Paired rounds (default): plain and harness run at the same time, each with its own server (and,
+as LoadRun does, each Locust in its own session, which autogroup scheduling treats as one CPU
+share), and each round's rates are taken over the span in which both flowed. Both Locust processes
+are CPU-bound, so the machine's other work slows both alike and the ratio shows what the harness
+adds (our per-request stats listener, shape and stats writer). `--alternate` runs them one after
+the other instead (the comparison this benchmark made before; on a machine shared with other work
+its rates swing by 2x from round to round). Reported per round: req/s, CPU microseconds per
+request of each side's Locust process(es) and its start-up (process started to first request);
+at the end the median of the per-round ratios harness / plain (1.0 = no overhead), for throughput
+and for CPU per request (plain / harness).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -41,45 +56,83 @@ class Flat(FastHttpUser):
     def predict(self):
         self.client.post("/v1/predict", json={"inputs": [[0.1, 0.2, 0.3, 0.4]]})
 """
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def served(url: str) -> int:
     return int(requests.get(f"{url}/_count", timeout=5).json()["served"])
 
 
-class Meter:
-    """Samples the server's counter while a run goes; the rate counts only the span in which
-    requests flowed, so Locust's start-up (identical on both sides) does not dilute it."""
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a live process (None once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.samples: list[tuple[float, int]] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._poll, daemon=True)
 
-    def _poll(self) -> None:
-        while not self.stop.wait(0.25):
-            self.samples.append((time.monotonic(), served(self.url)))
+@dataclass
+class Side:
+    """One Locust run's server and processes, sampled as (time, requests served, CPU seconds)."""
 
-    def __enter__(self) -> Meter:
-        self.samples.append((time.monotonic(), served(self.url)))
-        self.thread.start()
-        return self
+    url: str
+    pids: Callable[[], list[int]] = lambda: []
+    samples: list[tuple[float, int, float]] = field(default_factory=list)
+    cpu: dict[int, float] = field(default_factory=dict)
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
+    def sample(self, now: float) -> None:
+        for pid in self.pids():
+            value = cpu_seconds(pid)
+            if value is not None:
+                self.cpu[pid] = value
+        self.samples.append((now, served(self.url), sum(self.cpu.values())))
 
-    def rate(self) -> float:
+    def flowing(self) -> tuple[float, float]:
+        """From the first sample with new requests to the first with the final count."""
         base = self.samples[0][1]
-        moving = [(t, c) for t, c in self.samples if c > base]
-        last = max(c for _, c in self.samples)
-        first_t = moving[0][0]
-        last_t = next(t for t, c in self.samples if c == last)
-        return (last - moving[0][1]) / max(last_t - first_t, 1e-9)
+        last = max(s[1] for s in self.samples)
+        start = next(s[0] for s in self.samples if s[1] > base)
+        return start, next(s[0] for s in self.samples if s[1] == last)
+
+    def startup_s(self) -> float:
+        """From the start of metering (the process being started) to the first requests."""
+        return self.flowing()[0] - self.samples[0][0]
+
+    def over(self, start: float, end: float) -> tuple[float, float]:
+        """req/s and CPU microseconds per request between the samples at start and end."""
+        a = next(s for s in self.samples if s[0] >= start)
+        b = [s for s in self.samples if s[0] <= end][-1]
+        n = max(b[1] - a[1], 1)
+        return n / max(b[0] - a[0], 1e-9), (b[2] - a[2]) * 1e6 / n
 
 
-def plain(url: str, locustfile: Path, users: int, seconds: int, workdir: Path) -> float:
+@contextmanager
+def metering(sides: list[Side]) -> Iterator[None]:
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(0.25):
+            now = time.monotonic()
+            for side in sides:
+                side.sample(now)
+
+    now = time.monotonic()
+    for side in sides:
+        side.sample(now)
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextmanager
+def plain(
+    side: Side, locustfile: Path, users: int, seconds: int, workdir: Path
+) -> Iterator[Callable[[], None]]:
     cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary"]
     cmd += [
         "-u",
@@ -89,34 +142,42 @@ def plain(url: str, locustfile: Path, users: int, seconds: int, workdir: Path) -
         "-t",
         f"{seconds}s",
         "--host",
-        url,
+        side.url,
         "--exit-code-on-error",
         "0",
     ]
-    with open(workdir / "plain.log", "ab") as log, Meter(url) as meter:
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=log, timeout=seconds + 60, check=False)
-    return meter.rate()
+    with open(workdir / "plain.log", "ab") as log:
+        # Own session, as LoadRun starts Locust: with autogroup scheduling a session is a CPU share.
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+        side.pids = lambda: [proc.pid]
+        try:
+            yield lambda: proc.wait(timeout=seconds + 60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
-def harness(url: str, locustfile: Path, users: int, seconds: int, workdir: Path, workers: int) -> float:
-    before = served(url)
-    start = time.monotonic()
+@contextmanager
+def harness(
+    side: Side, locustfile: Path, users: int, seconds: int, workdir: Path, workers: int
+) -> Iterator[Callable[[], None]]:
     run = LoadRun(
-        url, users=users, spawn_rate=users, duration_s=seconds, out_dir=workdir, locustfile=locustfile
+        side.url,
+        users=users,
+        spawn_rate=users,
+        duration_s=seconds,
+        out_dir=workdir,
+        locustfile=locustfile,
+        workers=workers,
     )
-    run.workers = workers
     with run:
-        run.wait(timeout=seconds + 60)
-    return (served(url) - before) / (time.monotonic() - start)
+        side.pids = lambda: [p.pid for p in run.procs]
+        yield lambda: run.wait(timeout=seconds + 60)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--users", type=int, default=20)
-    ap.add_argument("--seconds", type=int, default=10)
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--workers", type=int, default=0)
-    args = ap.parse_args()
+@contextmanager
+def stub_server() -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, "-m", "reliability.load.stub_server", str(port)])
@@ -130,25 +191,77 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise SystemExit("stub server did not start") from None
                 time.sleep(0.1)
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            locustfile = work / "flat_locustfile.py"
-            locustfile.write_text(LOCUSTFILE)
-            p_rates, h_rates = [], []
-            for i in range(args.rounds):
-                p_rates.append(plain(url, locustfile, args.users, args.seconds, work))
-                h_rates.append(
-                    harness(url, locustfile, args.users, args.seconds, work / f"h{i}", args.workers)
-                )
-                print(
-                    f"round {i + 1}: plain {p_rates[-1]:.0f} req/s, harness {h_rates[-1]:.0f} req/s",
-                    flush=True,
-                )
-        p, h = statistics.median(p_rates), statistics.median(h_rates)
-        print(f"median: plain {p:.0f} req/s, harness {h:.0f} req/s, ratio harness/plain {h / p:.3f}")
+        yield url
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def paired_round(
+    urls: list[str], args: argparse.Namespace, locustfile: Path, work: Path
+) -> list[tuple[float, float]]:
+    p, h = Side(urls[0]), Side(urls[1])
+    with (
+        metering([p, h]),
+        plain(p, locustfile, args.users, args.seconds, work) as wait_p,
+        harness(h, locustfile, args.users, args.seconds, work, args.workers) as wait_h,
+    ):
+        wait_p()
+        wait_h()
+    (p0, p1), (h0, h1) = p.flowing(), h.flowing()
+    start, end = max(p0, h0), min(p1, h1)
+    return [(*p.over(start, end), p.startup_s()), (*h.over(start, end), h.startup_s())]
+
+
+def alternate_round(
+    urls: list[str], args: argparse.Namespace, locustfile: Path, work: Path
+) -> list[tuple[float, float]]:
+    out = []
+    for kind in ("plain", "harness"):
+        side = Side(urls[0])
+        if kind == "plain":
+            ctx = plain(side, locustfile, args.users, args.seconds, work)
+        else:
+            ctx = harness(side, locustfile, args.users, args.seconds, work, args.workers)
+        with metering([side]), ctx as wait:
+            wait()
+        out.append((*side.over(*side.flowing()), side.startup_s()))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--users", type=int, default=20)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--alternate", action="store_true", help="one after the other instead of side by side")
+    args = ap.parse_args()
+    with stub_server() as url_a, stub_server() as url_b, tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        locustfile = work / "flat_locustfile.py"
+        locustfile.write_text(LOCUSTFILE)
+        rate_ratios, cpu_ratios = [], []
+        for i in range(args.rounds):
+            round_dir = work / f"r{i}"
+            round_dir.mkdir()
+            # Swap the servers each round, so neither side keeps a server that happens to be faster.
+            urls = [url_a, url_b] if i % 2 == 0 else [url_b, url_a]
+            measure = alternate_round if args.alternate else paired_round
+            (p_rate, p_cpu, p_up), (h_rate, h_cpu, h_up) = measure(urls, args, locustfile, round_dir)
+            rate_ratios.append(h_rate / p_rate)
+            cpu_ratios.append(p_cpu / h_cpu)
+            print(
+                f"round {i + 1}: plain {p_rate:.0f} req/s ({p_cpu:.0f} us CPU/req, start-up {p_up:.1f} s), "
+                f"harness {h_rate:.0f} req/s ({h_cpu:.0f} us CPU/req, start-up {h_up:.1f} s), "
+                f"ratio {rate_ratios[-1]:.3f}",
+                flush=True,
+            )
+    mode = "alternate" if args.alternate else "paired"
+    print(
+        f"median of {args.rounds} {mode} rounds: ratio harness/plain {statistics.median(rate_ratios):.3f} "
+        f"(throughput), {statistics.median(cpu_ratios):.3f} (CPU per request, plain/harness)"
+    )
 
 
 if __name__ == "__main__":

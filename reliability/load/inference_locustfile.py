@@ -1,4 +1,6 @@
-"""The built-in Locust user for the inference API (run by Locust, never imported by the harness).
+"""The pre-twin Locust user (run by Locust, never imported by the harness): `LoadRun(user=None)`
+without a locustfile, kept while the lab still serves /v1/predict; the LLM twin's users are in
+`llm_locustfile` (`oip-predict` replaces this one).
 
 POST /v1/predict with {"inputs": [[floats]]}; any non-2xx answer or a network error is a failure.
 Timeouts are short so that a partitioned region shows up as failed seconds, not as a stall.

@@ -1,21 +1,31 @@
 """Imported ONLY inside the Locust process (imports locust, i.e. gevent monkey-patching).
 
-Attaches the per-second stats writer and the load shape to any locustfile. Configuration comes
-from environment variables set by `LoadRun` (see `reliability.load.run.ENV`).
+Attaches the per-second stats writer, the load shape and the harness's options to any locustfile.
+
+Options are Locust command-line arguments whose defaults come from environment variables set by
+`LoadRun` (`OPTIONS` below). The master sends its parsed options to every worker with the spawn
+message, so a worker started on another machine with only `--worker --master-host H --master-port P`
+runs with the master's settings (model, lengths, golden file path, targets...).
 
 Every user-running process (the local runner, or each worker) buckets its requests by the wall
 second they completed and ships finished seconds to the master as a custom message (the local
 runner delivers to itself); the master/local process writes one line per second once no worker
 can still deliver to it, so the file always holds one aggregated line per second - seconds with
 no completed request included, since a total outage must show as zero traffic, not as a gap.
+
+Requests are what `events.request` reports: the built-in users fire it once per request with a
+`reliability.load.measure.Measured` in `context["reliability"]` (TTFT, ITL, tokens, judgement);
+a user's own locustfile gets e2e latency, failures, status codes and errors only.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
@@ -23,18 +33,64 @@ from locust import LoadTestShape, events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from reliability.load.buckets import Bucket, stats_line
+from reliability.load.buckets import Bucket, error_key, stats_line
+from reliability.load.measure import Measured, is_good
 from reliability.load.shapes import shape_users
+from reliability.load.workload import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS
 
 MSG = "reliability_stats"
+CONTEXT_KEY = "reliability"
 # Seconds a finished second waits for deliveries before it is written (shipping runs every
 # SHIP_EVERY_S; over ZeroMQ from workers it takes longer than the local runner's direct call).
 SHIP_EVERY_S = 0.25
 GRACE_S = 3 if os.environ.get("RELIABILITY_DISTRIBUTED") == "1" else 2
+log = logging.getLogger("reliability.load")
+
+# (argument, environment variable, type, default, help): all sent from the master to its workers.
+OPTIONS: list[tuple[str, str, type, Any, str]] = [
+    ("--reliability-stats-path", "RELIABILITY_STATS_PATH", str, "", "load_stats.jsonl to write (master)"),
+    ("--reliability-model", "RELIABILITY_MODEL", str, "", "model name; empty: the first of GET /v1/models"),
+    ("--reliability-prompt-tokens", "RELIABILITY_PROMPT_TOKENS", str, json.dumps(DEFAULT_PROMPT_TOKENS),
+     "prompt length distribution (JSON)"),
+    ("--reliability-output-tokens", "RELIABILITY_OUTPUT_TOKENS", str, json.dumps(DEFAULT_OUTPUT_TOKENS),
+     "max_tokens distribution (JSON)"),
+    ("--reliability-golden-path", "RELIABILITY_GOLDEN_PATH", str, "", "golden.jsonl; empty: nothing judged"),
+    ("--reliability-judge-share", "RELIABILITY_JUDGE_SHARE", float, 0.1, "share sent from golden cases"),
+    ("--reliability-ttft-target-ms", "RELIABILITY_TTFT_TARGET_MS", float, None, "goodput TTFT target"),
+    ("--reliability-tpot-target-ms", "RELIABILITY_TPOT_TARGET_MS", float, None, "goodput TPOT target"),
+    ("--reliability-request-timeout-s", "RELIABILITY_REQUEST_TIMEOUT_S", float, None,
+     "whole-request timeout (default 60 s streaming, 5 s predict)"),
+    ("--reliability-user-rps", "RELIABILITY_USER_RPS", float, 10.0, "requests/s per user; 0 = closed loop"),
+    ("--reliability-seed", "RELIABILITY_SEED", int, 0, "seed of the users' random draws"),
+    ("--reliability-features", "RELIABILITY_FEATURES", int, 4, "OIP v2 input features"),
+]  # fmt: skip
 
 
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+@events.init_command_line_parser.add_listener
+def _add_options(parser: Any, **_: Any) -> None:
+    for flag, env, typ, default, help_text in OPTIONS:
+        parser.add_argument(
+            flag, type=typ, env_var=env, default=default, help=help_text, include_in_web_ui=False
+        )
+
+
+@dataclass(frozen=True)
+class Targets:
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+
+
+def option(environment: Environment, flag: str) -> Any:
+    """The value of one of OPTIONS (its default when Locust was started without our parser)."""
+    attr = flag.lstrip("-").replace("-", "_")
+    parsed = environment.parsed_options
+    if parsed is not None and hasattr(parsed, attr):
+        return getattr(parsed, attr)
+    for name, env, typ, default, _ in OPTIONS:
+        if name == flag:
+            raw = os.environ.get(env)
+            return typ(raw) if raw not in (None, "") else default
+    raise KeyError(flag)
 
 
 class _Local:
@@ -42,17 +98,24 @@ class _Local:
 
     def __init__(self) -> None:
         self.buckets: dict[int, Bucket] = {}
+        self.second = -1
+        self.current = Bucket()
+        self.targets = Targets()
+        self.no_targets = True  # every success is good
 
-    def add(self, ms: float, failed: bool, code: int | None) -> None:
-        # Called for every request: no Bucket is built unless the second is new.
-        now = time.time()
-        bucket = self.buckets.get(int(now))
-        if bucket is None:
-            bucket = self.buckets[int(now)] = Bucket()
-        bucket.add(ms, failed, code, now)
+    def bucket(self, now: float) -> Bucket:
+        second = int(now)
+        if second != self.second:
+            bucket = self.buckets.get(second)
+            if bucket is None:
+                bucket = self.buckets[second] = Bucket()
+            self.second, self.current = second, bucket
+        return self.current
 
     def take(self, before: float) -> dict[str, Any]:
         done = [s for s in self.buckets if s < before]
+        if self.second in done:
+            self.second = -1
         return {str(s): self.buckets.pop(s).to_wire() for s in sorted(done)}
 
 
@@ -63,24 +126,39 @@ class _Writer:
         self.path = path
         self.buckets: dict[int, Bucket] = {}
         self.next_second: int | None = None
+        self.late = 0
+        # Users running in each second, sampled then: written seconds later, the count has moved on.
+        self.users: dict[int, int] = {}
+
+    def sample_users(self, now: float, users: int | None) -> None:
+        if users is not None:
+            self.users.setdefault(int(now), users)
 
     def merge(self, data: dict[str, Any]) -> None:
         for sec, wire in data.items():
             second = int(sec)
             if self.next_second is not None and second < self.next_second:
-                continue  # arrived after its second was written: dropping beats rewriting the file
+                # Arrived after its second was written: dropping beats rewriting the file; said in the log.
+                self.late += int(wire.get("requests", 0))
+                log.warning(
+                    "load stats: %d requests of second %d arrived late, not counted", self.late, second
+                )
+                continue
             self.buckets.setdefault(second, Bucket()).merge(wire)
 
-    def flush(self, upto: int, users: int | None) -> None:
+    def flush(self, upto: int) -> None:
         if self.next_second is None:
             if not self.buckets:
                 return
             self.next_second = min(self.buckets)
         lines = []
         while self.next_second < upto:
-            bucket = self.buckets.pop(self.next_second, Bucket())
+            bucket = self.buckets.pop(self.next_second, None) or Bucket()
+            users = self.users.pop(self.next_second, None)
             lines.append(json.dumps(stats_line(self.next_second, bucket, users), separators=(",", ":")))
             self.next_second += 1
+        for second in [s for s in self.users if s < self.next_second]:
+            del self.users[second]
         if lines:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
@@ -91,11 +169,60 @@ class _Writer:
 
 _local = _Local()
 _writer: _Writer | None = None
+_CODES = {None: "0"}
+
+
+def _message(exception: Any) -> str:
+    return str(exception) or type(exception).__name__
 
 
 @events.request.add_listener
-def _on_request(response_time: float, exception: Any = None, response: Any = None, **_: Any) -> None:
-    _local.add(float(response_time or 0.0), exception is not None, getattr(response, "status_code", None))
+def _on_request(
+    request_type: str = "",
+    name: str = "",
+    response_time: float | None = None,
+    response_length: int = 0,
+    exception: Any = None,
+    context: Any = None,
+    response: Any = None,
+    url: str | None = None,
+    start_time: float | None = None,
+    **_: Any,
+) -> None:
+    # The hot path: one call per request in every user-running process (benchmarks/
+    # bench_locust_overhead.py measures it); a plain success takes the shortest way.
+    now = time.time()
+    local = _local
+    bucket = local.current if int(now) == local.second else local.bucket(now)
+    measured: Measured | None = context.get(CONTEXT_KEY) if context else None
+    status = measured.status if measured is not None else getattr(response, "status_code", None)
+    code = _CODES.get(status)
+    if code is None:
+        code = _CODES[status] = str(status or 0)
+    e2e_ms = float(response_time or 0.0)
+    if measured is None and exception is None:
+        bucket.add_success(e2e_ms, code, local.no_targets)
+        return
+    targets = local.targets
+    failed = exception is not None
+    good = is_good(failed, measured, targets.ttft_ms, targets.tpot_ms)
+    if measured is None or failed:
+        bucket.add(e2e_ms, code, now, error_key(name, _message(exception)) if failed else None, good)
+        return
+    bucket.add(
+        e2e_ms,
+        code,
+        now,
+        None,
+        good,
+        measured.ttft_ms,
+        measured.itl_ms,
+        measured.tpot_ms,
+        measured.prompt_tokens,
+        measured.output_tokens,
+        measured.judged,
+        measured.wrong,
+    )
 
 
 def _ship(environment: Environment, final: bool = False) -> None:
@@ -119,22 +246,39 @@ def _flusher(environment: Environment) -> None:
 def _flush(environment: Environment, upto: int) -> None:
     if _writer is not None:
         runner = environment.runner
-        _writer.flush(upto, runner.user_count if runner is not None else None)
+        _writer.sample_users(time.time(), runner.user_count if runner is not None else None)
+        _writer.flush(upto)
+
+
+def _on_stats_message(environment: Environment, msg: Any, **_: Any) -> None:
+    if _writer is not None:
+        _writer.merge(msg.data)
 
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
     global _writer
     runner = environment.runner
-    path = os.environ.get("RELIABILITY_STATS_PATH")
-    if runner is None or not path:
+    if runner is None:
         return
+    path = option(environment, "--reliability-stats-path")
     if not isinstance(runner, WorkerRunner):
-        _writer = _Writer(path)
-        runner.register_message(MSG, lambda environment, msg, **kw: _writer.merge(msg.data))  # type: ignore[union-attr]
-        gevent.spawn(_flusher, environment)
+        # Registered even without a stats file: workers ship regardless (they cannot know).
+        runner.register_message(MSG, _on_stats_message)
+        if path:
+            _writer = _Writer(path)
+            gevent.spawn(_flusher, environment)
     if not isinstance(runner, MasterRunner):
         gevent.spawn(_sender, environment)
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Environment, **_: Any) -> None:
+    # On a worker this runs after the master's options arrived (spawn message), before any user.
+    _local.targets = Targets(
+        option(environment, "--reliability-ttft-target-ms"),
+        option(environment, "--reliability-tpot-target-ms"),
+    )
 
 
 @events.test_stop.add_listener
@@ -156,9 +300,9 @@ class ReliabilityShape(LoadTestShape):
 
     def tick(self) -> tuple[int, float] | None:
         t = self.get_run_time()
-        duration = _env_float("RELIABILITY_DURATION_S", 60.0)
+        duration = float(os.environ.get("RELIABILITY_DURATION_S", 60.0))
         if t >= duration:
             return None
-        users = int(_env_float("RELIABILITY_USERS", 10))
-        rate = _env_float("RELIABILITY_SPAWN_RATE", 10.0)
+        users = int(float(os.environ.get("RELIABILITY_USERS", 10)))
+        rate = float(os.environ.get("RELIABILITY_SPAWN_RATE", 10.0))
         return shape_users(os.environ.get("RELIABILITY_SHAPE", "steady"), t, duration, users), rate

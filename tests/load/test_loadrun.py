@@ -96,6 +96,11 @@ def test_users_own_locustfile_gets_the_stats_writer(tmp_path: Path, stub_server:
         assert run.wait(timeout=60) == 0
     stats = read_load_stats(run.stats_path)
     assert _counted_all(int(stats["requests"].sum()), stub_server.served(), users=2)
+    # From a user's own locustfile only e2e latency, failures and codes are known.
+    assert sum(sum(h.values()) for h in stats["e2e_ms"]) == int(stats["requests"].sum())
+    assert all(not h for h in stats["ttft_ms"]) and int(stats["output_tokens"].sum()) == 0
+    assert int(stats["good"].sum()) == int(stats["requests"].sum())  # no latency targets: every success
+    assert int(stats["judged"].sum()) == 0
 
 
 @pytest.mark.parametrize("workers", [0, 2])

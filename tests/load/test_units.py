@@ -1,15 +1,15 @@
-"""Pure parts of the load package: target check, histogram percentiles, shapes, the stats reader."""
+"""Pure parts of the load package: target check, shapes, the stats reader."""
 
 from __future__ import annotations
 
-from collections import Counter
+import json
 from pathlib import Path
 
 import pytest
 
 from reliability.errors import InputError
-from reliability.load import LoadRun, check_target, read_load_stats
-from reliability.load.buckets import Bucket, percentile, stats_line
+from reliability.load import LoadRun, check_target, read_jsonl, read_load_stats
+from reliability.load.buckets import Bucket, stats_line
 from reliability.load.shapes import shape_users
 
 
@@ -43,29 +43,6 @@ def test_loadrun_refuses_remote_target_and_bad_parameters(tmp_path: Path) -> Non
     assert not (tmp_path / "load_stats.jsonl").exists()
 
 
-def test_percentiles_from_histogram() -> None:
-    hist = Counter({v: 1 for v in range(1, 101)})  # 1..100 ms, one each
-    assert percentile(hist, 0.5) == 50
-    assert percentile(hist, 0.99) == 99
-    assert percentile(Counter(), 0.5) is None
-
-
-def test_buckets_merge_like_one_process() -> None:
-    samples = [(3.0, False, 200), (120.0, True, 503), (1540.0, False, 200), (7.2, True, None)]
-    one = Bucket()
-    for s in samples:
-        one.add(*s)
-    a, b = Bucket(), Bucket()
-    for i, s in enumerate(samples):
-        (a if i % 2 else b).add(*s)
-    merged = Bucket()
-    merged.merge(a.to_wire())
-    merged.merge(b.to_wire())
-    assert stats_line(5, merged) == stats_line(5, one)
-    line = stats_line(5, one)
-    assert (line["requests"], line["failures"], line["codes"]) == (4, 2, {"0": 1, "200": 2, "503": 1})
-
-
 @pytest.mark.parametrize(
     ("shape", "t", "expected"),
     [
@@ -92,3 +69,30 @@ def test_reader_skips_torn_lines_and_missing_file(tmp_path: Path) -> None:
     frame = read_load_stats(path)
     assert list(frame["ts"]) == [1, 2]
     assert {"p50_ms", "p95_ms", "p99_ms", "rps"} <= set(frame.columns)
+
+
+def test_reader_loads_v2_lines_with_histograms_and_v1_lines_without(tmp_path: Path) -> None:
+    bucket = Bucket()
+    bucket.add(12.34, "200", 5.5, good=True, ttft_ms=3.0, itl_ms=[1.0, 1.0], tpot_ms=1.0, output_tokens=3)
+    bucket.add(40.0, "503", 5.7, error="/v1/chat/completions: HTTP 503: busy")
+    v1 = {"ts": 4.0, "requests": 2, "failures": 0, "rps": 2.0, "p50_ms": 5, "p95_ms": 9, "p99_ms": 9,
+          "codes": {"200": 2}}  # fmt: skip
+    path = tmp_path / "load_stats.jsonl"
+    path.write_text(json.dumps(stats_line(5, bucket, users=3)) + "\n" + json.dumps(v1) + "\n")
+    frame = read_load_stats(path)
+    assert list(frame["ts"]) == [4.0, 5.0]
+    old, new = frame.iloc[0], frame.iloc[1]
+    assert (old["e2e_ms"], old["ttft_ms"], old["good"], old["judged"]) == ({}, {}, 0, 0)
+    assert new["e2e_ms"] == {12.4: 1, 40.0: 1}
+    assert new["itl_ms"] == {1.0: 2}
+    assert (new["requests"], new["failures"], new["good"], new["users"], new["rps"]) == (2, 1, 1, 3, 2.0)
+    assert new["last_failure_ts"] == 5.7 and new["errors"] == {"/v1/chat/completions: HTTP 503: busy": 1}
+    assert new["codes"] == {"200": 1, "503": 1}
+
+
+def test_read_jsonl_tail_reads_only_the_last_complete_lines(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_text("".join(json.dumps({"i": i}) + "\n" for i in range(100)) + '{"i": 10')
+    assert [r["i"] for r in read_jsonl(path, tail_bytes=30)] == [98, 99]
+    assert len(read_jsonl(path)) == 100
+    assert read_jsonl(tmp_path / "missing.jsonl") == []
