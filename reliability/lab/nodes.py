@@ -367,7 +367,8 @@ class NodeController:
             self.event("replacement_restarted", node=node.name, region=node.region)
 
     # -- faults ----------------------------------------------------------------------------------------
-    async def kill_node(self, name: str, mode: str) -> dict[str, Any]:
+    async def kill_node(self, node: str, mode: str = "sigkill") -> dict[str, Any]:
+        name = node
         node = self.node(name)
         if not node.ready or node.standby:
             raise FaultError(f"node {name} is not serving (status {node.status})")
