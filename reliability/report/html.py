@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html as html_escape
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 
@@ -18,7 +19,9 @@ from reliability.report.links import RunbookLinks
 from reliability.report.model import RunResult
 from reliability.report.rundir import RunData
 from reliability.report.summary import fmt, headline, impact_lines, pct, summary_sentence, utc, with_unit
-from reliability.runs.discover import RunSummary
+
+if TYPE_CHECKING:
+    from reliability.runs.discover import RunSummary
 
 
 def _e(value: object) -> str:

@@ -5,7 +5,7 @@ measured and never stays silent about what users saw."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, StrictUndefined
 
@@ -20,9 +20,11 @@ from reliability.report.summary import (
     utc,
     with_unit,
 )
-from reliability.runs.compare import Comparison
-from reliability.runs.discover import RunSummary
 from reliability.scenario import Scenario
+
+if TYPE_CHECKING:
+    from reliability.runs.compare import Comparison
+    from reliability.runs.discover import RunSummary
 
 _TEMPLATE = """\
 # Post-mortem: {{ sc.name }} game day
@@ -422,7 +424,7 @@ def render_postmortem(
 
 def trend_of(r: RunResult, previous: list[RunSummary]) -> Comparison:
     """The previous runs and this one, objective by objective (report.html shows the same)."""
-    from reliability.runs import compare
+    from reliability.runs.compare import compare
     from reliability.runs.discover import summary_of
 
     return compare([*previous, summary_of(r, name="this run")])

@@ -3,19 +3,6 @@ measured across them, and tell when an objective regressed beyond a tolerance wh
 its target (`reliability runs list|compare`, `reliability gate --baseline`).
 
 Pure functions over `result.json` files (`reliability.report.model.RunResult`); nothing re-analysed.
+Modules: `discover` (find runs, `RunSummary`), `compare` (`compare`, `regressions`), `baseline`
+(`gate --baseline`), `cli`. Nothing is imported here, so that `reliability --help` stays fast.
 """
-
-from reliability.runs.compare import Comparison, ObjectiveTrend, Regression, compare, regressions
-from reliability.runs.discover import RunSummary, find_runs, previous_runs, read_summary
-
-__all__ = [
-    "Comparison",
-    "ObjectiveTrend",
-    "Regression",
-    "RunSummary",
-    "compare",
-    "find_runs",
-    "previous_runs",
-    "read_summary",
-    "regressions",
-]
