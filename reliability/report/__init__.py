@@ -6,7 +6,7 @@ Public API:
   `report.html` (self-contained, plotly inlined). Bad/missing inputs -> `InputError`. Runbooks are
   linked at the configured base URL ($RELIABILITY_RUNBOOK_BASE_URL), else as the runbook files
   relative to the run directory (`reliability.report.links`).
-- `RunResult` (pydantic, extra="forbid"): the `result.json` format - scenario, passed,
+- `RunResult` (pydantic, extra="forbid"; `reliability.report.model`): the `result.json` format - scenario, passed,
   objectives [name, target, measured, unit, verdict, detail], ttd_seconds, rto_seconds,
   rpo_seconds, budget_spent, recovery ("recovered" | "no_impact" | "unrecovered" | "unknown"),
   rto_prometheus_seconds, lost_writes, inject_ts, fault_end_ts, detect_ts, recovered_ts,
