@@ -158,8 +158,9 @@ def test_a_partition_game_day_on_the_live_console(
     # The fault goes in: its state, both alerts (one not expected), the detection, the regions.
     screen = tmux.wait_for(
         lambda s: (
-            "GPUNodeDown" in s
+            line_with(s, "FIRING", "GPUNodeDown")  # it has `for: 2s`: pending first
             and "Detected:" in s
+            and "Burn rate: requests-availability 5.0" in s
             and re.search(r"eu-west\s+0\.0\s+0\.0\s+0\b", s) is not None
         ),
         "the fault's alerts, detection and the partitioned region",
