@@ -405,7 +405,7 @@ def build_figure(r: RunResult, data: RunData) -> Charts:
         for trace in panel.traces:
             fig.add_trace(trace, row=row, col=1)
         fig.update_yaxes(row=row, col=1, **panel.yaxis)
-    _marks(fig, r)
+    _marks(fig, r, len(panels))
     fig.update_xaxes(type="date")
     fig.update_layout(
         height=int(260 * total + 160),
@@ -417,18 +417,30 @@ def build_figure(r: RunResult, data: RunData) -> Charts:
     return Charts(fig, [p.key for p in panels], missing)
 
 
-def _marks(fig: go.Figure, r: RunResult) -> None:
-    """The fault window and the inject / detect / recover lines across every panel."""
-    if r.inject_ts is not None and r.fault_end_ts is not None:
-        fig.add_vrect(x0=dt(r.inject_ts), x1=dt(r.fault_end_ts), fillcolor="red", opacity=0.08, line_width=0)
+def _marks(fig: go.Figure, r: RunResult, rows: int) -> None:
+    """The fault window and the inject / detect / recover lines across every panel. Shapes are
+    written per subplot in one go: plotly's add_vline/add_vrect scan every trace per call."""
+    shapes: list[dict[str, Any]] = []
+    for row in range(1, rows + 1):
+        xref, yref = ("x", "y domain") if row == 1 else (f"x{row}", f"y{row} domain")
+        if r.inject_ts is not None and r.fault_end_ts is not None:
+            shapes.append(
+                {"type": "rect", "xref": xref, "yref": yref, "x0": dt(r.inject_ts), "x1": dt(r.fault_end_ts),
+                 "y0": 0, "y1": 1, "fillcolor": "red", "opacity": 0.08, "line": {"width": 0},
+                 "layer": "below"}
+            )  # fmt: skip
+        for (_, colour), ts in zip(MARKS, (r.inject_ts, r.detect_ts, r.recovered_ts), strict=True):
+            if ts is not None:
+                shapes.append(
+                    {"type": "line", "xref": xref, "yref": yref, "x0": dt(ts), "x1": dt(ts), "y0": 0, "y1": 1,
+                     "line": {"color": colour, "dash": "dash", "width": 2}}
+                )  # fmt: skip
+    fig.update_layout(shapes=shapes)
     for i, ((label, colour), ts) in enumerate(
         zip(MARKS, (r.inject_ts, r.detect_ts, r.recovered_ts), strict=True)
     ):
-        if ts is None:
-            continue
-        # add_vline's own annotation cannot place datetimes on shared axes: a separate annotation.
-        fig.add_vline(x=dt(ts).timestamp() * 1000, line_color=colour, line_dash="dash")
-        fig.add_annotation(
-            x=dt(ts), y=1.0, xref="x", yref="paper", text=label, showarrow=False, yanchor="bottom",
-            font={"color": colour}, yshift=14 * i,  # staggered: the marks are often seconds apart
-        )  # fmt: skip
+        if ts is not None:
+            fig.add_annotation(
+                x=dt(ts), y=1.0, xref="x", yref="paper", text=label, showarrow=False, yanchor="bottom",
+                font={"color": colour}, yshift=14 * i,  # staggered: the marks are often seconds apart
+            )  # fmt: skip

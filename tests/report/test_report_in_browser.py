@@ -72,6 +72,19 @@ def test_partition_report_renders_without_errors_with_data_in_every_chart_and_wo
             assert main["points"][subplot] > 0, f"chart {title!r} has no data"
             assert main["drawn"][subplot] > 0, f"chart {title!r} drew nothing"
         assert page.evaluate("document.getElementById('charts-missing')") is None
+        # inject / detect / recover and the fault window on every chart, on the one time axis.
+        marks = page.evaluate("document.getElementById('charts').layout.shapes.map(s => [s.type, s.xref])")
+        xaxes = {sp.split("y")[0] for sp in main["subplots"]}
+        assert (
+            {x for kind, x in marks if kind == "line"} == xaxes == {x for kind, x in marks if kind == "rect"}
+        )
+        assert len(marks) == 4 * len(xaxes)
+        matches = page.evaluate(
+            "Object.entries(document.getElementById('charts').layout)"
+            ".filter(([k]) => k.startsWith('xaxis')).map(([k, v]) => [k, v.matches || null])"
+        )
+        last = f"x{len(xaxes)}"
+        assert sorted(m for _, m in matches if m) == [last] * (len(xaxes) - 1)  # one shared time axis
 
         # The story, from the page alone.
         text = page.evaluate("document.body.innerText")
