@@ -89,3 +89,27 @@ def test_previous_runs_beside_the_run_show_as_a_trend_in_both_reports(tmp_path: 
     assert row == "| rto:requests-availability | 0.6 s | 3.6 s | +3 |"
     assert "Previous runs of region-partition" in page_text(newer)
     assert "0.6 s 3.6 s +3" in page_text(newer)
+
+
+def test_the_gpu_failure_chain_stage_by_stage_in_both_reports(tmp_path: Path) -> None:
+    from tests.report.synthetic import Truth, write_run
+
+    write_run(tmp_path, Truth(inject_s=20, outage_s=8, detect_delay_s=6, rto_max=30))
+    events = [
+        {"ts": T0 + 20.5, "event": "node_xid", "node": "us-east-1", "xid": 79},
+        {"ts": T0 + 23.0, "event": "gateway_server_down", "gateway": "us-east", "server": "us-east-1"},
+        {"ts": T0 + 41.0, "event": "replacement_ready", "node": "us-east-4"},
+    ]
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    result = build_reports(tmp_path)
+    assert [(s.stage, s.ground_truth_s, s.prometheus_s) for s in result.stages] == [
+        ("Xid reported", 0.5, None),
+        ("gateway ejected the node", 3.0, None),
+        ("replacement ready", 21.0, None),
+        ("page alert (GPUNodeDown)", None, 6.0),
+    ]
+    html = (tmp_path / "report.html").read_text().split("<script")[0]
+    table = html.split("<table id='stages'>")[1].split("</table>")[0]
+    assert "<td>gateway ejected the node</td><td>3.0</td><td>n/a</td>" in table
+    assert "<td>page alert (GPUNodeDown)</td><td>n/a</td><td>6.0</td>" in table
+    assert "| gateway ejected the node | 3.0 | n/a | events.jsonl: gateway_server_down |" in md(tmp_path)
