@@ -100,3 +100,31 @@ def test_regions_sparklines_and_lines() -> None:
     assert interrupt_banner([], None, "chaos") is None
     banner = interrupt_banner([2], fault_state(INJECT), "rollback")
     assert banner is not None and "SIGINT" in banner.plain and "rolling back" in banner.plain
+
+
+def test_run_json_records_prometheus_and_the_model_served(tmp_path, local_prometheus) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from reliability.files import load_yaml, parse_model
+    from reliability.gameday.live import LiveView
+    from reliability.gameday.orchestrator import _record_target_versions, _Run
+    from reliability.gameday.target import TargetInfo
+    from reliability.rundir import RunDir, RunInfo, read_run_info
+    from reliability.scenario import Scenario
+    from tests.gameday.test_live_console import write_scenario
+
+    run_dir = tmp_path / "run"
+    write_scenario(run_dir, fault_hold="5s")
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"served_model_name": "tiny-chat", "model_version": "v2", "phase": "ready"}))
+    rd = RunDir(run_dir)
+    sc = parse_model(Scenario, load_yaml(rd.scenario), rd.scenario)
+    run = _Run(sc, rd.scenario, [], rd, LiveView(sc.name, "off"), RunInfo(scenario=sc.name, started_ts=1.0))
+    info = TargetInfo(state, local_prometheus.url, "http://127.0.0.1:1", tmp_path / "events.jsonl", False)
+    _record_target_versions(run, info)
+    versions = read_run_info(rd.run_info).versions  # type: ignore[union-attr]
+    assert versions["model"] == "tiny-chat v2"
+    import subprocess
+
+    own = subprocess.run(["prometheus", "--version"], capture_output=True, text=True, timeout=20)
+    assert versions["prometheus"] == (own.stdout or own.stderr).split()[2]  # e.g. 2.42.0+ds
