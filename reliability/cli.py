@@ -28,6 +28,7 @@ def _mount() -> None:
     from reliability.gameday_cli import register as register_gameday
     from reliability.lab.cli import app as lab_app
     from reliability.runbooks.cli import app as runbook_app
+    from reliability.runs.cli import app as runs_app
     from reliability.schema_cli import app as schema_app
     from reliability.slo.cli import app as slo_app
 
@@ -35,6 +36,7 @@ def _mount() -> None:
     app.add_typer(lab_app, name="lab", help="The embedded multi-region GPU inference lab.")
     app.add_typer(runbook_app, name="runbook", help="Search, show and check runbooks.")
     app.add_typer(schema_app, name="schema", help="Print JSON Schema for the file formats.")
+    app.add_typer(runs_app, name="runs", help="Game-day runs over time: list and compare.")
     register_gameday(app)
     register_chaos(app)
 

@@ -77,14 +77,68 @@ def gate_command(
         Path | None, typer.Option("--out", help="Parent directory of the run directories.")
     ] = None,
     workers: WorkersOption = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            help="Earlier runs (e.g. runs/): fail when an objective regressed beyond --tolerance "
+            "against the latest earlier run of its scenario, even if it still meets its target.",
+        ),
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", min=0.0, help="Allowed growth of a measured value (0.25 = 25%).")
+    ] = 0.25,
 ) -> None:
-    """Run scenarios without the live view; exit 0 all objectives hold, 1 one violated, 2 error."""
+    """Run scenarios without the live view; exit 0 all objectives hold, 1 one violated (or regressed
+    against --baseline), 2 error. The JUnit file is written in every case, errors included."""
+    from reliability.errors import HarnessError, InputError
     from reliability.gameday import gate
 
-    code, outcomes = gate(scenarios, junit=junit, out_root=out, view="lines", workers=workers)
+    if baseline is not None and not baseline.is_dir():
+        _junit_error(junit, f"--baseline {baseline}: directory not found")
+        raise InputError(str(baseline), "baseline directory not found")
+    try:
+        code, outcomes = gate(scenarios, junit=junit, out_root=out, view="lines", workers=workers)
+    except (InputError, HarnessError) as exc:
+        _junit_error(junit, str(exc))  # the CI page says why nothing ran
+        raise
     for o in outcomes:
         _summary(o)
+    if baseline is not None:
+        code = _check_baseline(outcomes, baseline, tolerance, junit, code)
     raise typer.Exit(code)
+
+
+def _junit_error(junit: Path | None, why: str) -> None:
+    if junit is None:
+        return
+    from reliability.files import write_atomic
+    from reliability.report.junit import junit_xml
+    from reliability.report.model import RunResult
+
+    write_atomic(junit, junit_xml(RunResult(scenario="reliability-gate", status="error", error=why)))
+
+
+def _check_baseline(
+    outcomes: list[object], baseline: Path, tolerance: float, junit: Path | None, code: int
+) -> int:
+    from reliability.files import write_atomic
+    from reliability.runs.baseline import junit_with_regressions, regressions_against
+
+    found = regressions_against([o.run_dir for o in outcomes], baseline, tolerance)  # type: ignore[attr-defined]
+    for scenario, (base, regressed) in found.items():
+        if base is None:
+            typer.echo(f"  {scenario}: no earlier run under {baseline} to compare with")
+            continue
+        for reg in regressed:
+            typer.echo(f"  regression: {reg.sentence(tolerance)}")
+        if not regressed:
+            typer.echo(f"  {scenario}: no objective regressed beyond {tolerance:.0%} against {base}")
+    if any(regressed for _, regressed in found.values()):
+        if junit is not None and junit.is_file():
+            write_atomic(junit, junit_with_regressions(junit.read_text(encoding="utf-8"), found, tolerance))
+        return max(code, 1) if code in (0, 1) else code
+    return code
 
 
 def report_command(run_dir: Annotated[Path, typer.Argument(help="A game-day run directory.")]) -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the harness needs on a fresh Debian machine: a virtual environment
-# with the package in .venv, and Prometheus/promtool and HAProxy (the lab's gateways) from Debian
-# when missing.
+# with the package in .venv, and from Debian when missing: Prometheus/promtool, HAProxy (the lab's
+# gateways), and chromium and tmux (the report and live-console tests look at them as a person would).
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,12 +13,14 @@ need_haproxy() { ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haprox
 packages=()
 need_prometheus && packages+=(prometheus)
 need_haproxy && packages+=(haproxy)
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+command -v tmux >/dev/null 2>&1 || packages+=(tmux)
 if [ ${#packages[@]} -gt 0 ]; then
     what="${packages[*]}"
     if [ "$(id -u)" -ne 0 ]; then
         if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO=sudo; else
             echo "bootstrap: missing Debian package(s): $what; installing them needs root." >&2
-            echo "bootstrap: run 'sudo apt-get install $what' (or put prometheus, promtool and haproxy on PATH) and retry." >&2
+            echo "bootstrap: run 'sudo apt-get install $what' (or put prometheus, promtool, haproxy, chromium and tmux on PATH) and retry." >&2
             exit 2
         fi
     else
@@ -33,7 +35,7 @@ if [ ${#packages[@]} -gt 0 ]; then
     $SUDO apt-get update -qq >&2
     # policy-rc.d may forbid starting services; the harness never uses the system services.
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >&2
-    for service in "${packages[@]}"; do
+    for service in prometheus haproxy; do
         $SUDO systemctl disable --now "$service" >/dev/null 2>&1 || true
     done
 fi

@@ -30,6 +30,7 @@ from reliability.gameday import integrations
 from reliability.gameday.interrupts import RunInterrupted, interrupts
 from reliability.gameday.judge import LiveJudge
 from reliability.gameday.live import LiveStats, LiveView, Snapshot, ViewMode
+from reliability.gameday.livefeed import PhasePlan
 from reliability.gameday.series import pull_series
 from reliability.gameday.target import LabTarget, TargetInfo
 from reliability.report.model import RunResult
@@ -153,9 +154,11 @@ def run_gameday(
         versions=_versions(),
     )
     write_run_info(rd.run_info, info)
-    run = _Run(scenario, scenario_path, slos, rd, LiveView(scenario.name, view, console), info)
+    live = LiveView(scenario.name, view, console, plan=PhasePlan.of(scenario), timeline=rd.timeline)
+    run = _Run(scenario, scenario_path, slos, rd, live, info)
     outcome = GameDayOutcome(run_dir=rd.root, exit_code=2)
     with interrupts() as intr, run.view:
+        run.view.interrupts = intr  # the live view says "rolling back" once a signal arrived
         try:
             _execute(run, outcome)
         except RunInterrupted as exc:
@@ -182,7 +185,15 @@ def _execute(run: _Run, outcome: GameDayOutcome) -> None:
     with LabTarget(sc, run.scenario_path, rd.lab_dir) as target:
         info = target.info
         assert info is not None
-        run.stats = LiveStats(rd.load_stats, info.prometheus_url, None)
+        _record_target_versions(run, info)
+        run.stats = LiveStats(
+            rd.load_stats,
+            info.prometheus_url,
+            None,
+            timeline=rd.timeline,
+            slos=run.slos,
+            expected_alerts=sc.objectives.alert_names(),
+        )
         judge = LiveJudge(rd.load_stats, integrations.client_specs(run.slos), sc.phases.recovered_hold)
         total = sc.phases.baseline + sc.phases.fault_hold + sc.phases.recovery_max + CHAOS_MARGIN
         chaos: ExperimentProcess | None = None
@@ -207,6 +218,27 @@ def _execute(run: _Run, outcome: GameDayOutcome) -> None:
         finally:
             _make_safe(run, chaos, info, outcome)
             _collect(run, info)
+
+
+def _record_target_versions(run: _Run, info: TargetInfo) -> None:
+    """Prometheus' version (its build info) and the model the target serves, into run.json."""
+    import json
+
+    import requests
+
+    try:
+        resp = requests.get(f"{info.prometheus_url.rstrip('/')}/api/v1/status/buildinfo", timeout=2)
+        run.info.versions["prometheus"] = str(resp.json()["data"]["version"])
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        pass
+    try:
+        state = json.loads(Path(info.state_file).read_text(encoding="utf-8"))
+        model = " ".join(str(state[k]) for k in ("served_model_name", "model_version") if state.get(k))
+    except (OSError, ValueError, AttributeError):
+        model = ""
+    if model:
+        run.info.versions["model"] = model
+    write_run_info(run.rd.run_info, run.info)
 
 
 def _start_chaos(run: _Run, info: TargetInfo) -> ExperimentProcess:

@@ -4,13 +4,13 @@ Public API:
 - `build_reports(run_dir, runbook_dir=None, runbook_base_url=None) -> RunResult`: analyses the run
   directory (docs/architecture.md layout) and writes `result.json`, `junit.xml`, `postmortem.md`,
   `report.html` (self-contained, plotly inlined). Bad/missing inputs -> `InputError`. Runbooks are
-  linked at the configured base URL ($RELIABILITY_RUNBOOK_BASE_URL), else as the runbook files
-  relative to the run directory (`reliability.report.links`).
-- `RunResult` (pydantic, extra="forbid"): the `result.json` format - scenario, passed,
-  objectives [name, target, measured, unit, verdict, detail], ttd_seconds, rto_seconds,
-  rpo_seconds, budget_spent, recovery ("recovered" | "no_impact" | "unrecovered" | "unknown"),
-  rto_prometheus_seconds, lost_writes, inject_ts, fault_end_ts, detect_ts, recovered_ts,
-  alerts_fired, impact {before|during|after: PhaseSummary}, error. `result_json_schema()`.
+  linked at the configured base URL ($RELIABILITY_RUNBOOK_BASE_URL), else copied into the run
+  directory's `runbooks/` and linked there (`reliability.report.links`).
+- `RunResult` (pydantic, extra="forbid"; `reliability.report.model`): the `result.json` format -
+  verdicts per objective with their evidence, every SLI, alert episodes, detection per severity,
+  findings, capacity, RPO, GPU failure stages, impact per phase, and what chaos tools report (run
+  metadata, hypothesis before/after, activities and rollbacks, guardrails, client errors).
+  `result_json_schema()`.
 - `read_run(run_dir) -> RunData`, `analyse(RunData) -> RunResult` (no writing).
 
 Injection time = the first `activity_start` action in the chaos timeline's `method` phase (else the

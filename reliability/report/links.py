@@ -1,4 +1,9 @@
-"""Where the reports link a runbook: one lookup, shared by postmortem.md and report.html."""
+"""Where the reports link a runbook: one lookup, shared by postmortem.md and report.html.
+
+Without a configured base URL the runbooks the reports link are copied into the run directory
+(`runbooks/<id>.md`) and linked there, so the links still open after the run directory has been
+archived, attached to a ticket or moved to another machine.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,11 @@ class RunbookLinks:
     by_alert: dict[str, tuple[str, str]] = field(default_factory=dict)
     # Runbook id -> link: the runbooks of the alerts that fired, then the scenario's own list.
     exercised: dict[str, str] = field(default_factory=dict)
+    # Runbook file -> where it goes in the run directory (relative), for the reports' own links.
+    copies: dict[Path, str] = field(default_factory=dict)
+
+
+RUNBOOKS_IN_RUN = "runbooks"
 
 
 def runbook_link(runbook_id: str, runbook_dir: Path, run_dir: Path, base_url: str | None = None) -> str:
@@ -22,7 +32,8 @@ def runbook_link(runbook_id: str, runbook_dir: Path, run_dir: Path, base_url: st
 
     With a configured base URL (a wiki, a rendered site): `runbook_url(id)`. Otherwise the runbook
     file relative to the run directory, since the reports live there and a Markdown viewer or a
-    browser resolves relative links against the report's own location.
+    browser resolves relative links against the report's own location (`find_runbook_links` links
+    the copy it puts into the run directory instead).
     """
     if base_url:
         from reliability.runbooks.links import runbook_url
@@ -61,4 +72,16 @@ def find_runbook_links(
     exercised = {rid: link for rid, link in by_alert.values()}
     for rid in scenario_runbooks:
         exercised.setdefault(rid, runbook_link(rid, runbook_dir, run_dir, base_url))
-    return RunbookLinks(by_alert=by_alert, exercised=exercised)
+    copies: dict[Path, str] = {}
+    if not base_url:
+        # Link the copy kept with the run; a runbook that does not exist keeps its (broken) link.
+        local = {}
+        for rid in exercised:
+            source = Path(runbook_dir) / f"{rid}.md"
+            if source.is_file():
+                rel = f"{RUNBOOKS_IN_RUN}/{quote(rid)}.md"
+                copies[source] = f"{RUNBOOKS_IN_RUN}/{rid}.md"
+                local[rid] = rel
+        by_alert = {alert: (rid, local.get(rid, link)) for alert, (rid, link) in by_alert.items()}
+        exercised = {rid: local.get(rid, link) for rid, link in exercised.items()}
+    return RunbookLinks(by_alert=by_alert, exercised=exercised, copies=copies)

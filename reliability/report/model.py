@@ -125,6 +125,66 @@ class StageTime(_Strict):
     evidence: str = ""
 
 
+class RunMeta(_Strict):
+    """Where and with what the run ran (run.json, Prometheus' build info, the lab's state)."""
+
+    host: str = ""
+    versions: dict[str, str] = Field(
+        default_factory=dict, description="harness, Chaos Toolkit, Locust, Prometheus, the model served."
+    )
+    experiment_title: str = ""
+    journal_status: str | None = Field(None, description="Chaos Toolkit's own verdict (journal.json).")
+    deviated: bool | None = None
+
+
+class ProbeResult(_Strict):
+    name: str
+    status: str = ""
+    tolerance_met: bool | None = None
+    output: str = ""
+
+
+class HypothesisCheck(_Strict):
+    """The experiment's steady-state hypothesis, checked before or after the method."""
+
+    when: Literal["before", "after", "during"]
+    met: bool | None = None
+    ts: float | None = None
+    probes: list[ProbeResult] = Field(default_factory=list)
+
+
+class ActivityRecord(_Strict):
+    """One action or probe of the experiment's method or rollbacks, as Chaos Toolkit ran it."""
+
+    phase: Literal["method", "rollback", "hypothesis", "experiment"]
+    name: str
+    type: str = ""
+    status: str = ""
+    start_ts: float | None = None
+    duration_s: float | None = None
+    output: str = ""
+    error: str = ""
+
+
+class GuardrailStatus(_Strict):
+    name: str
+    query: str = ""
+    above: float | None = None
+    for_seconds: float = 0.0
+    tripped: bool = False
+    ts: float | None = None
+    value: float | None = None
+
+
+class ClientError(_Strict):
+    """A failure the load generator (the user's own locustfile included) saw, by request name."""
+
+    request: str
+    message: str
+    count: int
+    first_ts: float | None = None
+
+
 class RunResult(_Strict):
     scenario: str
     status: Status = "error"
@@ -156,6 +216,14 @@ class RunResult(_Strict):
     rpo_seconds: float | None = None
     capacity_rto_seconds: float | None = None
     budget_spent: float | None = Field(None, description="The largest share spent of any SLO's budget.")
+
+    # What chaos tools' reports show: run metadata, the hypothesis before/after, each activity and
+    # rollback, guardrails, and the client's own errors by request name.
+    meta: RunMeta = Field(default_factory=RunMeta)
+    hypothesis: list[HypothesisCheck] = Field(default_factory=list)
+    activities: list[ActivityRecord] = Field(default_factory=list)
+    guardrails: list[GuardrailStatus] = Field(default_factory=list)
+    client_errors: list[ClientError] = Field(default_factory=list)
 
     @property
     def alerts_fired(self) -> list[str]:

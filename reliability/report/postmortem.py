@@ -5,7 +5,7 @@ measured and never stays silent about what users saw."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, StrictUndefined
 
@@ -21,6 +21,10 @@ from reliability.report.summary import (
     with_unit,
 )
 from reliability.scenario import Scenario
+
+if TYPE_CHECKING:
+    from reliability.runs.compare import Comparison
+    from reliability.runs.discover import RunSummary
 
 _TEMPLATE = """\
 # Post-mortem: {{ sc.name }} game day
@@ -107,6 +111,56 @@ Expected: {{ expected or "(none set)" }}.{% if r.expected_alerts_silent %} **Exp
 | {{ o.name }} | {{ with_unit(o.target, o.unit) }} | {{ with_unit(o.measured, o.unit) }} | {{ o.verdict }}\
 {% if o.detail %} ({{ o.detail }}){% endif %} | {{ o.evidence or "" }} |
 {% endfor %}
+{% if r.slis %}
+### Each SLI, and what its verdict rests on
+| SLO | Status | RTO | Measured on | Prometheus cross-check | Budget spent |
+|---|---|---|---|---|---|
+{% for s in r.slis -%}
+| {{ s.slo }} | {{ s.status | replace("_", " ") }} | {{ with_unit(s.rto_seconds, "s", ".1f") }} | {{ s.evidence }} \
+| {{ with_unit(s.rto_prometheus_seconds, "s", ".1f") }} ({{ s.prometheus_evidence }}) | {{ pct(s.budget_spent, 3) }}{% if s.budget_evidence %} ({{ s.budget_evidence }}){% endif %} |
+{% endfor %}{% endif %}
+## What the experiment did
+{% if r.meta.experiment_title or r.meta.journal_status -%}
+{{ r.meta.experiment_title }}: Chaos Toolkit status **{{ r.meta.journal_status or "unknown (no journal.json)" }}**\
+{% if r.meta.deviated %} (deviated from its steady state){% endif %}.
+{% endif %}
+{% if r.hypothesis -%}
+| Steady-state hypothesis | Checked (UTC) | Result | Probes |
+|---|---|---|---|
+{% for h in r.hypothesis -%}
+| {{ h.when }} | {{ utc(h.ts) if h.ts else "" }} | {{ "met" if h.met else ("**not met**" if h.met is false else "unknown") }} \
+| {% for p in h.probes %}{{ p.name }}: {{ p.status }}{% if p.output %} - {{ p.output | cell }}{% endif %}{% if not loop.last %}; {% endif %}{% endfor %} |
+{% endfor %}{% else -%}
+The experiment has no steady-state hypothesis.
+{% endif %}
+{% if r.activities %}
+| Phase | Activity | Type | Status | Started (UTC) | Duration s | Output / error |
+|---|---|---|---|---|---|---|
+{% for a in r.activities -%}
+| {{ a.phase }} | {{ a.name }} | {{ a.type }} | {{ a.status if a.status == "succeeded" else "**" ~ a.status ~ "**" }} \
+| {{ utc(a.start_ts) if a.start_ts else "" }} | {{ fmt(a.duration_s, 3) }} | {{ (a.error or a.output) | cell }} |
+{% endfor %}{% endif %}
+{% if r.guardrails %}
+| Guardrail | Stop condition | Status |
+|---|---|---|
+{% for g in r.guardrails -%}
+| {{ g.name }} | `{{ g.query | cell }}` > {{ g.above }} for {{ g.for_seconds }} s \
+| {% if g.tripped and g.ts %}**tripped at {{ utc(g.ts) }} UTC (value {{ fmt(g.value, 3) }})**{% else %}held{% endif %} |
+{% endfor %}{% endif %}
+{% if r.client_errors %}
+### Errors the load generator saw
+| Request | Error | Count | First (UTC) |
+|---|---|---|---|
+{% for e in r.client_errors -%}
+| {{ e.request }} | {{ e.message | cell }} | {{ e.count }} | {{ utc(e.first_ts) if e.first_ts else "" }} |
+{% endfor %}{% endif %}
+{% if previous %}
+## Previous runs of {{ sc.name }}
+| Objective | {% for run in trend.runs %}{{ run.name }} | {% endfor %}Change |
+|---|{% for run in trend.runs %}---|{% endfor %}---|
+{% for t in trend.objectives -%}
+| {{ t.name }} | {% for v in t.values %}{{ with_unit(v, t.unit) }} | {% endfor %}{{ "%+.3g" | format(t.change) if t.change is not none else "n/a" }} |
+{% endfor %}{% endif %}
 ## Lessons learned
 ### What went well
 {% for line in well %}- {{ line }}
@@ -126,7 +180,9 @@ Expected: {{ expected or "(none set)" }}.{% if r.expected_alerts_silent %} **Exp
 {% endfor %}
 ## Supporting data
 `result.json`, `report.html`, `junit.xml`, `run.json`, `timeline.jsonl`, `events.jsonl`,
-`load_stats.jsonl`, `canary_writes.jsonl`, `series/*.csv`, `journal.json` in this directory.
+`load_stats.jsonl`, `canary_writes.jsonl`, `series/*.csv`, `journal.json`{% if has_runbooks %}, `runbooks/`{% endif %} in this directory.
+Run on {{ r.meta.host or "an unknown host" }}{% if r.started_ts %}, {{ when(r.started_ts) }} to {{ when(r.ended_ts) }}{% endif %}\
+{% if r.meta.versions %}; {% for name, v in r.meta.versions | dictsort %}{{ name }} {{ v }}{% if not loop.last %}, {% endif %}{% endfor %}{% endif %}.
 """
 
 # A pass within this share of its limit is "lucky" rather than comfortably "well".
@@ -307,9 +363,12 @@ def render_postmortem(
     timeline: list[dict[str, Any]],
     events: list[dict[str, Any]],
     links: RunbookLinks | None = None,
+    previous: list[RunSummary] | None = None,
 ) -> str:
-    """The post-mortem; `links` are the runbooks as `find_runbook_links` found them (none: no links)."""
+    """The post-mortem; `links` are the runbooks as `find_runbook_links` found them (none: no links),
+    `previous` the earlier runs of the same scenario (the same trend report.html shows)."""
     links = links or RunbookLinks()
+    trend = trend_of(r, previous) if previous else None
     well, badly, lucky = lessons(r)
     expected = ", ".join(
         a if isinstance(a, str) else "one of " + " / ".join(a.any_of) for a in sc.objectives.expected_alerts
@@ -331,6 +390,8 @@ def render_postmortem(
         return f"{s.bad_events:.0f} / {s.total_events:.0f}"
 
     env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    # A "|" inside a table cell would end the cell.
+    env.filters["cell"] = lambda value: str(value).replace("|", "\\|")
     return env.from_string(_TEMPLATE).render(
         sc=sc,
         r=r,
@@ -354,4 +415,16 @@ def render_postmortem(
         with_unit=with_unit,
         pct=pct,
         utc=utc,
+        when=lambda ts: datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "n/a",
+        previous=previous or [],
+        trend=trend,
+        has_runbooks=bool(links.copies),
     )
+
+
+def trend_of(r: RunResult, previous: list[RunSummary]) -> Comparison:
+    """The previous runs and this one, objective by objective (report.html shows the same)."""
+    from reliability.runs.compare import compare
+    from reliability.runs.discover import summary_of
+
+    return compare([*previous, summary_of(r, name="this run")])

@@ -6,7 +6,6 @@ import base64
 import json
 import math
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,170 +13,16 @@ from urllib.parse import unquote
 from xml.etree import ElementTree as ET
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
 from reliability.errors import InputError
 from reliability.report import RunResult, build_reports
 from reliability.runbooks.links import BASE_URL_ENV
+from tests.report.synthetic import SLO_FILE, T0, Truth, write_run  # noqa: F401
 
-T0 = 1_763_856_000.0
 REPO = Path(__file__).resolve().parents[2]
 RUNBOOKS = REPO / "runbooks"
-
-SLO_FILE = """\
-version: reliability/v1
-service: llm-api
-period: 1h
-min_window: 1s
-slos:
-  - name: requests-availability
-    objective: 99
-    client_sli: availability
-    alert_windows:
-      - {severity: page, long: 30s, short: 5s, factor: 10}
-    sli:
-      events:
-        error_query: >-
-          sum(rate(haproxy_frontend_http_responses_total{proxy="inference",code="5xx"}[{{.window}}]))
-        total_query: sum(rate(haproxy_frontend_http_requests_total{proxy="inference"}[{{.window}}]))
-    alerting:
-      name: LLMHighErrorRate
-  - name: ttft
-    objective: 99
-    alert_windows:
-      - {severity: page, long: 30s, short: 5s, factor: 10}
-    sli:
-      latency:
-        metric: vllm:time_to_first_token_seconds
-        threshold_seconds: 0.5
-    alerting:
-      name: LLMSlowFirstToken
-"""
-
-
-@dataclass(frozen=True)
-class Truth:
-    inject_s: float  # after T0
-    outage_s: int  # bad seconds from the first full second after injection
-    detect_delay_s: float
-    rto_max: float
-    lost_writes: int = 0
-    write_interval_s: float = 0.2
-    slow_s: int = 0  # seconds of slow first tokens (TTFT 900 ms) from the first bad second
-
-
-def write_run(root: Path, truth: Truth, seconds: int = 90, rps: int = 20, **objectives: Any) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "series").mkdir(exist_ok=True)
-    (root / "slos").mkdir(exist_ok=True)
-    (root / "slos" / "llm.yaml").write_text(SLO_FILE)
-    scenario = {
-        "name": "gpu-node-loss",
-        "description": "One GPU node dies.",
-        "slos": ["slos/llm.yaml"],
-        "experiment": {"file": "../experiments/gpu-node-loss.yaml"},
-        "phases": {"baseline": "30s", "fault_hold": "20s", "recovery_max": "60s", "recovered_hold": "5s"},
-        "objectives": {
-            "rto_max": truth.rto_max,
-            "ttd_max": 30,
-            "rpo_max": 5,
-            "expected_alerts": ["GPUNodeDown"],
-            "max_budget_spent": 0.5,
-            "runbooks": ["gpu-node-down"],
-            **objectives,
-        },
-    }
-    (root / "scenario.yaml").write_text(yaml.safe_dump(scenario))
-    (root / "run.json").write_text(
-        json.dumps({"scenario": "gpu-node-loss", "started_ts": T0 - 5, "ended_ts": T0 + seconds + 5})
-    )
-    inject = T0 + truth.inject_s
-    end = inject + 20
-    timeline = [
-        {"ts": inject - 1, "event": "method_start", "phase": "method"},
-        {"ts": inject, "event": "activity_start", "phase": "method", "type": "action", "name": "kill-node"},
-        {"ts": end, "event": "rollback_start", "phase": "rollback"},
-    ]
-    (root / "timeline.jsonl").write_text("".join(json.dumps(r) + "\n" for r in timeline) + '{"torn')
-    first_bad = math.ceil(truth.inject_s)
-    rows = []
-    for i in range(seconds):
-        bad = first_bad <= i < first_bad + truth.outage_s
-        slow = first_bad <= i < first_bad + truth.slow_s
-        fails = rps // 2 if bad else 0
-        ttft = 900.0 if slow else 60.0
-        rows.append(
-            {
-                "v": 2,
-                "ts": T0 + i,
-                "requests": rps,
-                "failures": fails,
-                "last_failure_ts": T0 + i + 0.5 if fails else None,
-                "codes": {"200": rps - fails, **({"503": fails} if fails else {})},
-                "e2e_ms": {"400.0": rps - fails, **({"1000.0": fails} if fails else {})},
-                "ttft_ms": {str(ttft): rps - fails},
-                "itl_ms": {"20.0": 10 * rps},
-                "judged": 2,
-                "wrong": 0,
-                "good": rps - fails,
-                "output_tokens": 10 * rps,
-                "rps": rps,
-                "p50_ms": 400,
-                "p95_ms": 400,
-                "p99_ms": 1000 if fails else 400,
-            }
-        )
-    (root / "load_stats.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    alerts = pd.DataFrame(
-        [
-            {
-                "timestamp": inject + truth.detect_delay_s - 3,
-                "alertname": "GPUNodeDown",
-                "alertstate": "pending",
-                "severity": "critical",
-            },
-            *(
-                {
-                    "timestamp": inject + truth.detect_delay_s + k * 0.25,
-                    "alertname": "GPUNodeDown",
-                    "alertstate": "firing",
-                    "severity": "critical",
-                }
-                for k in range(40)
-            ),
-        ]
-    )
-    alerts.to_csv(root / "series" / "alerts.csv", index=False)
-    (root / "series" / "range.json").write_text(json.dumps({"start": T0 - 5, "end": T0 + seconds}))
-    sli = [
-        {
-            "timestamp": T0 + i,
-            "__name__": "slo:sli_error:ratio_rate5s",
-            "sloth_slo": "requests-availability",
-            "value": 0.5 if first_bad <= i < first_bad + truth.outage_s else 0.0,
-        }
-        for i in range(seconds)
-    ]
-    pd.DataFrame(sli).to_csv(root / "series" / "sli_error_ratio.csv", index=False)
-    regions = [
-        {"timestamp": T0 + i, "server": region, "code": code, "value": value}
-        for i in range(seconds)
-        for region in ("us-east", "eu-west")
-        for code, value in (
-            ("2xx", rps / 2 - (rps / 4 if first_bad <= i < first_bad + truth.outage_s else 0)),
-            ("5xx", rps / 4 if first_bad <= i < first_bad + truth.outage_s else 0.0),
-        )
-    ]
-    pd.DataFrame(regions).to_csv(root / "series" / "requests_by_region.csv", index=False)
-    n = 200
-    writes = [
-        {"kind": "write", "seq": s, "ts": inject - (n - s) * truth.write_interval_s, "acked": True}
-        for s in range(n)
-    ]
-    survivors = {"kind": "survivors", "ts": end + 5, "seqs": list(range(n - truth.lost_writes))}
-    (root / "canary_writes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*writes, survivors]))
 
 
 def md_links(text: str) -> dict[str, str]:
@@ -467,22 +312,34 @@ def test_cli_report_rebuilds(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "result.json").read_text())["passed"] is False
 
 
-def test_runbook_links_open_the_runbook_file_from_the_run_directory(
+def test_runbook_links_open_a_copy_kept_with_the_run_and_survive_archiving(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(BASE_URL_ENV, raising=False)
     run_dir = tmp_path / "runs" / "gpu-node-loss-20261123T101500Z"
     write_run(run_dir, Truth(inject_s=20, outage_s=25, detect_delay_s=5, rto_max=10))
     build_reports(run_dir, runbook_dir=RUNBOOKS)
-    runbook = (RUNBOOKS / "gpu-node-down.md").resolve()
-    md = (run_dir / "postmortem.md").read_text()
+    # The run directory is archived and unpacked elsewhere, away from the source checkout.
+    moved = tmp_path / "archive" / "unpacked"
+    moved.parent.mkdir()
+    run_dir.rename(moved)
+    original = (RUNBOOKS / "gpu-node-down.md").read_text()
+    md = (moved / "postmortem.md").read_text()
     detection = section(md, "Detection")
     assert "[gpu-node-down](" in detection
-    assert opens(run_dir, md_links(detection)["gpu-node-down"]) == runbook
-    assert opens(run_dir, md_links(section(md, "Action items"))["gpu-node-down"]) == runbook
-    page = html_before_charts((run_dir / "report.html").read_text())
+    for link in (
+        md_links(detection)["gpu-node-down"],
+        md_links(section(md, "Action items"))["gpu-node-down"],
+    ):
+        assert opens(moved, link).read_text() == original
+        assert opens(moved, link).is_relative_to(moved.resolve())
+    page = html_before_charts((moved / "report.html").read_text())
     hrefs = re.findall(r"<a href='([^']+)'>gpu-node-down</a>", page)
-    assert len(hrefs) == 1 and opens(run_dir, hrefs[0]) == runbook
+    assert len(hrefs) == 1 and opens(moved, hrefs[0]).read_text() == original
+    # The scenario's own runbook list is exercised too, and copied.
+    assert (moved / "runbooks").is_dir() and sorted(p.name for p in (moved / "runbooks").iterdir()) == [
+        "gpu-node-down.md"
+    ]
 
 
 def test_runbook_links_use_a_configured_base_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
