@@ -309,6 +309,8 @@ class NodeController:
         task.add_done_callback(self._tasks.discard)
 
     async def replace(self, old: Node) -> None:
+        """A standby takes over, or a new node is provisioned; the old node stays (cordoned, still
+        reporting its Xid) until its replacement is ready, then it is drained and removed."""
         if old.replacing or old.standby:
             return
         old.replacing = True
@@ -326,8 +328,14 @@ class NodeController:
             self.event(
                 "replacement_started", node=new.name, region=new.region, replaces=old.name, stalled=stalled
             )
+            self.on_change()
             with contextlib.suppress(Exception):
                 await self.gateways.add_node(plan)
+            deadline = time.monotonic() + BOOT_TIMEOUT_S
+            while not new.ready and new.status not in ("lost", "replaced", "stopped"):
+                if time.monotonic() > deadline and not new.stalled:
+                    break
+                await asyncio.sleep(0.1)
         await self._retire(old)
         self.on_change()
 

@@ -34,12 +34,28 @@ HEAL_EVENTS = {"partition_removed", "fault_cleared"}
 # The load generator's first seconds ramp users up: not part of the baseline judgement.
 BASELINE_WARMUP_S = 3.0
 # A GPU failure's handling, stage by stage: (stage, ground-truth events).
-GPU_STAGES: tuple[tuple[str, frozenset[str]], ...] = (
-    ("Xid reported", frozenset({"node_xid", "xid_reported"})),
-    ("node condition set", frozenset({"node_condition"})),
-    ("node cordoned", frozenset({"node_cordoned"})),
-    ("gateway ejected the node", frozenset({"gateway_server_down"})),
-    ("replacement ready", frozenset({"replacement_ready"})),
+# A GPU failure's handling, stage by stage: (stage, ground-truth events, the Prometheus series of
+# the signals profile that shows it, its label naming the node, other label filters, value test).
+GPU_STAGES: tuple[tuple[str, frozenset[str], str | None, str, dict[str, str], str], ...] = (
+    ("Xid reported", frozenset({"node_xid", "xid_reported"}), "xid", "Hostname", {}, "nonzero"),
+    (
+        "node condition set",
+        frozenset({"node_condition"}),
+        "node_conditions",
+        "node",
+        {"condition": "GPUUnhealthy"},
+        "nonzero",
+    ),
+    ("node cordoned", frozenset({"node_cordoned"}), "unschedulable", "node", {}, "nonzero"),
+    (
+        "gateway ejected the node",
+        frozenset({"gateway_server_down"}),
+        "gateway_servers",
+        "server",
+        {"proxy": "vllm"},
+        "zero",
+    ),
+    ("replacement ready", frozenset({"replacement_ready"}), None, "", {}, ""),
 )
 
 
@@ -274,20 +290,30 @@ def judge_capacity(data: RunData, inject: float, observed_until: float) -> tuple
 
 
 def stage_times(data: RunData, inject: float, detection: list[DetectionResult]) -> list[StageTime]:
-    """Each stage of a GPU failure's handling, seconds after injection (ground truth)."""
+    """Each stage of a GPU failure's handling, seconds after injection: from the ground-truth events
+    and, where the signals profile has a series for it, as Prometheus saw it."""
+    node = next(
+        (str(e["node"]) for e in data.events if e.get("event") == "node_xid" and _after(e, inject)), None
+    )
     stages: list[StageTime] = []
-    for stage, names in GPU_STAGES:
-        ts = next(
-            (float(e["ts"]) for e in data.events if e.get("event") in names and _after(e, inject)), None
+    for stage, names, series, node_label, filters, test in GPU_STAGES:
+        event = next((e for e in data.events if e.get("event") in names and _after(e, inject)), None)
+        if event is None:
+            continue
+        seen = (
+            _first_seen(data.series.get(series or ""), inject, node_label, node, filters, test)
+            if node
+            else None
         )
-        if ts is not None:
-            stages.append(
-                StageTime(
-                    stage=stage,
-                    ground_truth_s=ts - inject,
-                    evidence=f"events.jsonl: {', '.join(sorted(names))}",
-                )
+        stages.append(
+            StageTime(
+                stage=stage,
+                ground_truth_s=float(event["ts"]) - inject,
+                prometheus_s=None if seen is None else seen - inject,
+                evidence=f"events.jsonl: {event['event']}"
+                + (f"; Prometheus: series/{series}.csv" if seen else ""),
             )
+        )
     if stages:
         for det in detection:
             stages.append(
@@ -298,6 +324,22 @@ def stage_times(data: RunData, inject: float, detection: list[DetectionResult]) 
                 )
             )
     return stages
+
+
+def _first_seen(
+    frame: pd.DataFrame | None, since: float, node_label: str, node: str, filters: dict[str, str], test: str
+) -> float | None:
+    """The first sample at/after `since` of the node's series that passes the test."""
+    if frame is None or frame.empty or node_label not in frame:
+        return None
+    part = frame[(frame[node_label].astype(str) == node) & (frame["timestamp"].astype(float) >= since)]
+    for label, value in filters.items():
+        if label not in part:
+            return None
+        part = part[part[label].astype(str) == value]
+    values = part["value"].astype(float)
+    hits = part[values != 0] if test == "nonzero" else part[values == 0]
+    return float(hits["timestamp"].min()) if not hits.empty else None
 
 
 def analyse(data: RunData) -> RunResult:
