@@ -9,6 +9,7 @@ again on the same port, which HAProxy sees as a region going down and coming bac
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -150,6 +151,17 @@ class Ingress:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+
+    def command(self, line: str) -> str:
+        """One command on the runtime API (the stats socket, level admin), as `socat` would send it."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(str(self.workdir / "admin.sock"))
+            sock.sendall(line.encode() + b"\n")
+            out = b""
+            while chunk := sock.recv(65536):
+                out += chunk
+        return out.decode()
 
     def scrape(self) -> list[Sample]:
         """Every sample of HAProxy's /metrics, parsed by the Prometheus client's own parser."""

@@ -172,7 +172,8 @@ def test_region_alerts_fire_within_a_20s_fault_on_real_haproxy(tmp_path: Path, r
     """The active region goes away under traffic: the ingress fails over to the backup, and Prometheus
     (evaluating alerts/platform.rules.yaml on HAProxy's metrics) fires RegionUnavailable and
     RegionFailoverActive for it well inside a 20 s fault, and neither once it is back. eu-west, down
-    from the start and never serving, is unavailable but never "failed over"."""
+    from the start and never serving, is unavailable but never "failed over". An operator's MAINT
+    through the runtime API moves traffic too: a failover, but no RegionUnavailable page."""
     regions = [Region("us-east"), Region("eu-west"), Region("ap-south", backup=True)]
     regions[0].start()
     regions[2].start()
@@ -218,6 +219,12 @@ def test_region_alerts_fire_within_a_20s_fault_on_real_haproxy(tmp_path: Path, r
                     lambda f: not {("RegionUnavailable", "us-east"), ("RegionFailoverActive", "us-east")} & f,
                     timeout=20,
                 )
+
+                assert gw.command("set server regions/us-east state maint") == "\n"
+                wait_until(prom, lambda f: ("RegionFailoverActive", "us-east") in f, timeout=20)
+                assert ("RegionUnavailable", "us-east") not in firing(prom)
+                gw.command("set server regions/us-east state ready")
+                wait_until(prom, lambda f: ("RegionFailoverActive", "us-east") not in f, timeout=20)
             finally:
                 stop.set()
                 sender.join(5)
