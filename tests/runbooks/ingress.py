@@ -64,6 +64,14 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # HAProxy's health checks hang up as soon as they have the status line; not an error.
+        pass
+
+
 @dataclass
 class Region:
     """A region gateway stand-in: an HTTP server on a fixed port that can go away and come back."""
@@ -74,8 +82,7 @@ class Region:
     _server: ThreadingHTTPServer | None = None
 
     def start(self) -> None:
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", self.port), _Handler)
         threading.Thread(target=server.serve_forever, name=f"region-{self.name}", daemon=True).start()
         self._server = server
 
