@@ -79,14 +79,15 @@ def histogram(
 
 
 def haproxy_frontend(
-    labels: Mapping[str, str], proxy: str, per_second: Sequence[Mapping[str, int]]
+    labels: Mapping[str, str], proxy: str, per_second: Sequence[Mapping[str, int]], level: str = "frontend"
 ) -> list[Series]:
-    """HAProxy's frontend counters: requests, and responses per status class (all six, zeros too)."""
+    """HAProxy's frontend (or backend) counters: requests, and responses per status class (all six,
+    zeros too)."""
     scoped = {**labels, "proxy": proxy}
-    out = [counter("haproxy_frontend_http_requests_total", scoped, [sum(s.values()) for s in per_second])]
+    out = [counter(f"haproxy_{level}_http_requests_total", scoped, [sum(s.values()) for s in per_second])]
     out += [
         counter(
-            "haproxy_frontend_http_responses_total",
+            f"haproxy_{level}_http_responses_total",
             {**scoped, "code": code},
             [s.get(code, 0) for s in per_second],
         )

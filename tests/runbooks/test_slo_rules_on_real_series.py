@@ -165,11 +165,13 @@ def test_slow_decode_pages_the_token_stream_slo(compiled: Path, gameday: dict, t
 
 
 def ingress_series(fault: dict[str, int]) -> list[Series]:
-    """30 requests/s at the ingress frontend; 20 s of `fault`. The metrics frontend next to it answers
-    half its scrapes with 5xx, which must not count (it is another `proxy`)."""
+    """30 model requests/s through the ingress (its `regions` backend); 20 s of `fault`. The `store`
+    backend beside it answers half its writes with 5xx, which must not count (another `proxy`)."""
     per_second = expand((60, {"2xx": 30}), (20, fault), (40, {"2xx": 30}))
     noise = expand((120, {"2xx": 1, "5xx": 1}))
-    return haproxy_frontend(INGRESS, "inference", per_second) + haproxy_frontend(INGRESS, "metrics", noise)
+    return haproxy_frontend(INGRESS, "regions", per_second, "backend") + haproxy_frontend(
+        INGRESS, "store", noise, "backend"
+    )
 
 
 def test_5xx_at_the_ingress_pages(compiled: Path, gameday: dict, tmp_path: Path) -> None:
@@ -197,7 +199,7 @@ def test_errors_below_the_minimum_traffic_do_not_page(compiled: Path, tmp_path: 
         {"eval_time": f"{t}s", "alertname": "LLMHighErrorRate", "exp_alerts": []} for t in (40, 80, 119)
     ]
     run_promtool(
-        compiled, tmp_path, "low traffic", haproxy_frontend(INGRESS, "inference", per_second), checks
+        compiled, tmp_path, "low traffic", haproxy_frontend(INGRESS, "regions", per_second, "backend"), checks
     )
 
 
@@ -251,5 +253,5 @@ def test_production_slo_tickets_then_pages_on_sustained_5xx(tmp_path: Path) -> N
             "exp_alerts": expected(spec, "availability", "page", "ticket"),
         },
     ]
-    series = haproxy_frontend(INGRESS, "inference", per_minute)
+    series = haproxy_frontend(INGRESS, "regions", per_minute, "backend")
     run_promtool(rules, tmp_path, "production 5xx", series, checks, interval="1m")
