@@ -69,7 +69,9 @@ class _Run:
     def mark(self, phase: str, **fields: Any) -> None:
         self.phase = phase
         append_record(self.rd.timeline, {**stamp(), "event": "gameday_phase", "name": phase, **fields})
-        if phase != "end":
+        # run.json keeps the phase of the game day proper: the clean-up after an interruption is
+        # not where the run was interrupted.
+        if phase not in ("end", "rollback"):
             self.info.phase = phase
             write_run_info(self.rd.run_info, self.info)
         elapsed = time.monotonic() - self.t0
