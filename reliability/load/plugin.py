@@ -34,9 +34,9 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from reliability.load.buckets import Bucket, error_key, stats_line
+from reliability.load.defaults import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS
 from reliability.load.measure import Measured, is_good
 from reliability.load.shapes import shape_users
-from reliability.load.workload import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS
 
 MSG = "reliability_stats"
 CONTEXT_KEY = "reliability"
