@@ -34,9 +34,9 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from reliability.load.buckets import Bucket, error_key, stats_line
+from reliability.load.defaults import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS
 from reliability.load.measure import Measured, is_good
 from reliability.load.shapes import shape_users
-from reliability.load.workload import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS
 
 MSG = "reliability_stats"
 CONTEXT_KEY = "reliability"
@@ -139,9 +139,13 @@ class _Writer:
             second = int(sec)
             if self.next_second is not None and second < self.next_second:
                 # Arrived after its second was written: dropping beats rewriting the file; said in the log.
-                self.late += int(wire.get("requests", 0))
+                late = int(wire.get("requests", 0))
+                self.late += late
                 log.warning(
-                    "load stats: %d requests of second %d arrived late, not counted", self.late, second
+                    "load stats: %d requests of second %d came after it was written: not counted (%d in all)",
+                    late,
+                    second,
+                    self.late,
                 )
                 continue
             self.buckets.setdefault(second, Bucket()).merge(wire)
