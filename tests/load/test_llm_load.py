@@ -131,7 +131,11 @@ def test_failures_codes_and_errors_including_a_cut_stream(tmp_path: Path, llm_st
     assert errors["/v1/chat/completions: HTTP 503: injected failure"] == codes["503"]
     assert any(k.startswith("/v1/chat/completions: stream cut") for k in errors)
     assert errors["/v1/chat/completions: error in stream: engine died"] > 0
-    assert int(stats["good"].sum()) == 0 and _hist(stats, "ttft_ms") == {}
+    assert int(stats["good"].sum()) == 0
+    # A failure before any token records how long it waited; a stream cut after its first token
+    # has a TTFT (the token did come).
+    assert sum(_hist(stats, "ttft_censored_ms").values()) == codes["503"]
+    assert sum(_hist(stats, "ttft_ms").values()) <= n - codes["503"]
     failing = stats[stats["failures"] > 0]
     assert (failing["first_failure_ts"] <= failing["last_failure_ts"]).all()
 
