@@ -65,10 +65,26 @@ def lab_pids(state: LabState) -> list[int]:
 
 def stream_load(api: str, streams: int, seconds: float, max_tokens: int) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "bench_llm_node.py"), "--client", "--api", api,
-         "--streams", str(streams), "--seconds", str(seconds), "--warmup", "3", "--max-tokens", str(max_tokens)],
-        capture_output=True, text=True, timeout=seconds + 120, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "bench_llm_node.py"),
+            "--client",
+            "--api",
+            api,
+            "--streams",
+            str(streams),
+            "--seconds",
+            str(seconds),
+            "--warmup",
+            "3",
+            "--max-tokens",
+            str(max_tokens),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        check=True,
+    )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
@@ -97,8 +113,10 @@ def main() -> None:
                     mem = [memory_kib(p) for p in lab_pids(state)]
                     rss, pss = sum(m[0] for m in mem) / 1024, sum(m[1] for m in mem) / 1024
                     procs = len(mem)
-    print(f"start to ready: wall {', '.join(f'{w:.2f}' for w, _ in starts)} s; "
-          f"supervisor's own {', '.join(f'{s:.2f}' for _, s in starts)} s  (aim < 2.5 s)")  # fmt: skip
+    print(
+        f"start to ready: wall {', '.join(f'{w:.2f}' for w, _ in starts)} s; "
+        f"supervisor's own {', '.join(f'{s:.2f}' for _, s in starts)} s  (aim < 2.5 s)"
+    )
     print(f"idle memory of {procs} processes: RSS {rss:.0f} MiB, PSS {pss:.0f} MiB  (aim < 1024 MiB)")
 
     engine = EngineConfig.lab().model_copy(update={"max_num_seqs": 64, "kv_cache_tokens": 65536})
@@ -139,9 +157,11 @@ def main() -> None:
             engine_p99 = histogram_quantile(0.99, delta) * 1000
             tps = r["tokens"] / args.seconds
             ceiling = ceiling or tps
-            print(f"  {label:22} {tps:8.0f} tokens/s  peak streams {r['peak_streams']:4.0f}  "
-                  f"client ITL p50 {r['itl_p50'] * 1000:5.1f} ms p99 {r['itl_p99'] * 1000:6.1f} ms  "
-                  f"engine ITL p99 {engine_p99:6.1f} ms (ratio {r['itl_p99'] * 1000 / engine_p99:.2f})")  # fmt: skip
+            print(
+                f"  {label:22} {tps:8.0f} tokens/s  peak streams {r['peak_streams']:4.0f}  "
+                f"client ITL p50 {r['itl_p50'] * 1000:5.1f} ms p99 {r['itl_p99'] * 1000:6.1f} ms  "
+                f"engine ITL p99 {engine_p99:6.1f} ms (ratio {r['itl_p99'] * 1000 / engine_p99:.2f})"
+            )
 
 
 if __name__ == "__main__":
