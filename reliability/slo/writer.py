@@ -11,6 +11,7 @@ import yaml
 
 from reliability.errors import HarnessError, InputError
 from reliability.files import write_atomic
+from reliability.slo import yamltext
 from reliability.slo.compiler import compile_rules, prometheus_operator
 from reliability.slo.loader import load_slo_files
 from reliability.slo.model import ServiceSLOs
@@ -37,8 +38,17 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def to_yaml(data: Any) -> str:
+def yaml_dump(data: Any) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=1 << 16, allow_unicode=True)
+
+
+def to_yaml(data: Any) -> str:
+    """Rule files and promtool tests as YAML: the fast emitter, or yaml.dump where it declines
+    (identical output either way; tests/slo/test_yamltext.py)."""
+    try:
+        return yamltext.dump(data)
+    except yamltext.Unsupported:
+        return yaml_dump(data)
 
 
 def render(services: list[ServiceSLOs], fmt: str = "prometheus", runbook_base_url: str | None = None) -> str:
@@ -50,10 +60,11 @@ def render(services: list[ServiceSLOs], fmt: str = "prometheus", runbook_base_ur
     raise InputError("--format", f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
 
 
-def promtool_check(rules: dict[str, Any], services: list[ServiceSLOs]) -> None:
-    """`promtool check rules` on the rendered rules; a failure names the SLO file and SLO."""
+def promtool_check(rules: dict[str, Any], services: list[ServiceSLOs], text: str | None = None) -> None:
+    """`promtool check rules` on the rendered rules (`text`, if already rendered); a failure names
+    the SLO file and SLO."""
     promtool = require_tool("promtool")
-    text = to_yaml(rules)
+    text = to_yaml(rules) if text is None else text
     with tempfile.TemporaryDirectory(prefix="slo-check-") as tmp:
         path = Path(tmp) / "rules.yaml"
         path.write_text(text, encoding="utf-8")
