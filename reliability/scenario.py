@@ -6,6 +6,7 @@ scenario authors think in minutes while the harness works in seconds.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +17,8 @@ from reliability.errors import InputError
 from reliability.files import load_yaml, parse_model
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# No game-day duration is longer; past it a number is a typo (or `.inf`), not a plan.
+MAX_DURATION_S = 365 * 86400.0
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 
 
@@ -24,13 +27,19 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+        seconds = float(value)
+    elif isinstance(value, str):
         m = _DURATION.match(value)
         if m is None:
             raise ValueError(f"invalid duration {value!r} (use seconds or e.g. '30s', '2m', '1h')")
-        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    return value
+        seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    else:
+        return value
+    if math.isnan(seconds):
+        raise ValueError("NaN is not a duration")
+    if math.isinf(seconds) or seconds > MAX_DURATION_S:
+        raise ValueError(f"duration {value!r} is too long (at most {MAX_DURATION_S:.0f} s, a year)")
+    return seconds
 
 
 Seconds = Annotated[

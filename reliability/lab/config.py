@@ -90,9 +90,17 @@ class CanaryConfig(_Strict):
     rate_per_region: float = Field(10.0, gt=0, le=1000, description="Known-answer predictions per second.")
 
 
+# One OS process per GPU node (plus a gateway per region): a topology beyond this would not start on
+# one machine, and 1,000 regions x 16 nodes must be an input error, not 16,000 processes.
+MAX_REGIONS = 16
+MAX_TOTAL_NODES = 64
+
+
 class LabConfig(_Strict):
     regions: list[RegionConfig] = Field(
-        default_factory=lambda: [RegionConfig(name="us-east"), RegionConfig(name="eu-west")], min_length=1
+        default_factory=lambda: [RegionConfig(name="us-east"), RegionConfig(name="eu-west")],
+        min_length=1,
+        max_length=MAX_REGIONS,
     )
     model: ModelConfig = Field(default_factory=ModelConfig)
     node: NodeConfig = Field(default_factory=NodeConfig)
@@ -107,6 +115,11 @@ class LabConfig(_Strict):
         names = [r.name for r in self.regions]
         if len(set(names)) != len(names):
             raise ValueError(f"region names must be unique, got {names}")
+        total = sum(r.nodes for r in self.regions)
+        if total > MAX_TOTAL_NODES:
+            raise ValueError(
+                f"{total} GPU nodes in total; the lab runs one process per node: at most {MAX_TOTAL_NODES}"
+            )
         for field, region in (
             ("global_gateway.primary_region", self.global_gateway.primary_region),
             ("store.primary_region", self.store.primary_region),

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -13,6 +14,8 @@ from reliability.errors import InputError
 from reliability.files import load_yaml, parse_model
 from reliability.load.reader import read_jsonl, read_load_stats
 from reliability.scenario import Scenario
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -27,9 +30,29 @@ class RunData:
     previous_error: str | None = None
 
 
+# What reading a damaged run file can raise besides InputError: pandas on mixed types, int() of
+# garbage, a directory where a file should be, nesting too deep for json.
+_READ_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError)
+
+
+def _reading(path: Path, what: str, read: Callable[[], T]) -> T:
+    """`read()`, with any failure turned into one line naming the file."""
+    try:
+        return read()
+    except InputError:
+        raise
+    except _READ_ERRORS as exc:
+        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise InputError(str(path), f"unreadable {what}: {detail}") from exc
+
+
 def read_canary(path: Path) -> pd.DataFrame | None:
     """`canary_writes.jsonl` -> one row per write (`seq, ts, acked, survived`); None without a
     survivors record, since without the read-back nothing can be said about loss."""
+    return _reading(Path(path), "canary records", lambda: _read_canary(Path(path)))
+
+
+def _read_canary(path: Path) -> pd.DataFrame | None:
     records = read_jsonl(Path(path))
     writes = [r for r in records if r.get("kind") == "write"]
     survivors = [r for r in records if r.get("kind") == "survivors"]
@@ -55,21 +78,26 @@ def read_run(root: Path) -> RunData:
     for csv in sorted((root / "series").glob("*.csv")):
         try:
             series[csv.stem] = pd.read_csv(csv)
-        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise InputError(str(csv), f"unreadable CSV: {exc}") from exc
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, *_READ_ERRORS) as exc:
+            detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise InputError(str(csv), f"unreadable CSV: {detail}") from exc
     previous_error = None
     result_path = root / "result.json"
     if result_path.is_file():
         try:
-            previous_error = json.loads(result_path.read_text(encoding="utf-8")).get("error")
-        except (ValueError, AttributeError):
-            previous_error = None
+            previous = json.loads(result_path.read_text(encoding="utf-8"))
+            error = previous.get("error") if isinstance(previous, dict) else None
+            previous_error = error if isinstance(error, str) else None
+        except _READ_ERRORS:
+            previous_error = None  # a damaged old result.json is rebuilt, not needed
     return RunData(
         root=root,
         scenario=scenario,
-        timeline=read_jsonl(root / "timeline.jsonl"),
-        events=read_jsonl(root / "events.jsonl"),
-        load=read_load_stats(root / "load_stats.jsonl"),
+        timeline=_reading(root / "timeline.jsonl", "JSON lines", lambda: read_jsonl(root / "timeline.jsonl")),
+        events=_reading(root / "events.jsonl", "JSON lines", lambda: read_jsonl(root / "events.jsonl")),
+        load=_reading(
+            root / "load_stats.jsonl", "load statistics", lambda: read_load_stats(root / "load_stats.jsonl")
+        ),
         canary=read_canary(root / "canary_writes.jsonl"),
         series=series,
         previous_error=previous_error,
