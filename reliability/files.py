@@ -250,7 +250,9 @@ def load_json(path: Path | str, what: str = "file") -> Any:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}:{exc.colno}", f"malformed JSON: {exc.msg}") from exc
-    except (RecursionError, ValueError) as exc:
+    except RecursionError as exc:
+        raise InputError(str(path), "malformed JSON: nested too deeply") from exc
+    except ValueError as exc:
         raise InputError(str(path), f"malformed JSON: {str(exc).splitlines()[0][:120]}") from exc
     check_shape(data, Path(path))
     return data
@@ -394,6 +396,11 @@ def validation_error(
         field = f"{prefix}.{field}" if field != "(top level)" else prefix
     msg = _message(err, errors, model)
     more = len(errors) - 1
+    if err["type"] == "extra_forbidden" and "did you mean" in msg:
+        # The field the typo was meant to be is reported missing too: that is the same mistake.
+        meant = msg.split("did you mean ", 1)[1].split("'")[1]
+        parent = tuple(err["loc"][:-1])
+        more -= sum(1 for e in errors if e["type"] == "missing" and tuple(e["loc"]) == (*parent, meant))
     if more:
         msg += f" (and {more} more error{'s' if more > 1 else ''})"
     return InputError(f"{path}: {field}", msg)

@@ -31,14 +31,16 @@ def parse_duration(value: Any) -> Any:
     elif isinstance(value, str):
         m = _DURATION.match(value)
         if m is None:
-            raise ValueError(f"invalid duration {value!r} (use seconds or e.g. '30s', '2m', '1h')")
+            shown = repr(value) if len(repr(value)) <= 24 else repr(value)[:20] + "...'"
+            raise ValueError(f"invalid duration {shown} (use seconds or e.g. '30s', '2m', '1h')")
         seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
     else:
         return value
     if math.isnan(seconds):
         raise ValueError("NaN is not a duration")
     if math.isinf(seconds) or seconds > MAX_DURATION_S:
-        raise ValueError(f"duration {value!r} is too long (at most {MAX_DURATION_S:.0f} s, a year)")
+        shown = repr(value) if len(repr(value)) <= 24 else repr(value)[:20] + "...'"
+        raise ValueError(f"duration {shown} is too long (at most {MAX_DURATION_S:.0f} s, a year)")
     return seconds
 
 

@@ -41,6 +41,8 @@ def _reading(path: Path, what: str, read: Callable[[], T]) -> T:
         return read()
     except InputError:
         raise
+    except RecursionError as exc:
+        raise InputError(str(path), f"unreadable {what}: nested too deeply") from exc
     except _READ_ERRORS as exc:
         detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise InputError(str(path), f"unreadable {what}: {detail}") from exc
