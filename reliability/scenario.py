@@ -177,6 +177,12 @@ def load_scenario(path: Path) -> Scenario:
     if scenario.target.config:
         refs.append(("target.config", scenario.target.config))
     for field, rel in refs:
-        if not resolve(path, rel).is_file():
-            raise InputError(f"{path}: {field}", f"file not found: {rel}")
+        shown = rel if len(rel) <= 80 else rel[:77] + "..."
+        try:
+            found = resolve(path, rel).is_file()
+        except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise InputError(f"{path}: {field}", f"not a usable path ({reason}): {shown}") from exc
+        if not found:
+            raise InputError(f"{path}: {field}", f"file not found: {shown}")
     return scenario

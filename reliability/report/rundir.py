@@ -31,8 +31,9 @@ class RunData:
 
 
 # What reading a damaged run file can raise besides InputError: pandas on mixed types, int() of
-# garbage, a directory where a file should be, nesting too deep for json.
-_READ_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError)
+# garbage or of a number too large for int64, a directory where a file should be, nesting too
+# deep for json.
+_READ_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError, OverflowError)
 
 
 def _reading(path: Path, what: str, read: Callable[[], T]) -> T:

@@ -60,7 +60,11 @@ def _go_float32(value: float) -> str:
         return "+Inf" if value > 0 else "-Inf"
     import numpy as np
 
-    digits = np.format_float_scientific(np.float32(value), unique=True, trim="-")
+    with np.errstate(over="ignore"):  # beyond float32: +Inf, as Go's conversion gives
+        as32 = np.float32(value)
+    if np.isinf(as32):
+        return "+Inf" if value > 0 else "-Inf"
+    digits = np.format_float_scientific(as32, unique=True, trim="-")
     mantissa, exp_text = digits.split("e")
     exp = int(exp_text)
     sign = "-" if mantissa.startswith("-") else ""
