@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, localcontext
+from functools import lru_cache
 
 _UNITS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 # Prometheus' grammar: units largest first, each at most once (ms is refused: SLO windows are
@@ -36,6 +37,7 @@ def parse_duration(text: str) -> int:
     return seconds
 
 
+@lru_cache(maxsize=1024)  # a few distinct windows, asked for tens of thousands of times
 def format_duration(seconds: int) -> str:
     """Prometheus' rendering: 2419200 -> '4w', 2592000 -> '30d', 5400 -> '1h30m'."""
     if seconds <= 0:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from functools import lru_cache
 
 from reliability.slo.durations import fmt, format_duration
 from reliability.slo.model import SLO, WINDOW_RE
 
 
+@lru_cache(maxsize=4096)  # objectives, budgets and factors repeat across SLOs
 def number(value: Decimal) -> str:
     """Exact, short rendering; derived factors like 0.1x28d/3d are rounded to 12 places."""
     with localcontext() as ctx:
