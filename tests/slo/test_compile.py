@@ -51,7 +51,7 @@ def test_exact_float_formatting_and_sloth_names() -> None:
     names = {r.get("record") or r.get("alert") for r in rules}
     assert {
         "slo:sli_error:ratio_rate5m",
-        "slo:sli_error:ratio_rate28d",
+        "slo:sli_error:ratio_rate4w",
         "slo:period_error_budget_remaining:ratio",
         "sloth_slo_info",
         "InferenceAPIHighErrorRate",
@@ -67,7 +67,7 @@ def test_zero_traffic_guard_and_weighted_period_sli() -> None:
     rules = rules_of(compile_rules(load_slo_files(SLOS)))
     ratio = next(r for r in rules if r.get("record") == "slo:sli_error:ratio_rate1h")
     assert "> 0)" in ratio["expr"]  # divide only by a positive total: no NaN sample
-    period = next(r for r in rules if r.get("record") == "slo:sli_error:ratio_rate28d")
+    period = next(r for r in rules if r.get("record") == "slo:sli_error:ratio_rate4w")
     assert "sum_over_time(slo:sli_error_events:rate5m" in period["expr"]
     assert "sum_over_time(slo:sli_total_events:rate5m" in period["expr"]
     assert "count_over_time" not in period["expr"]
