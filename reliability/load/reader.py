@@ -93,6 +93,9 @@ def read_load_stats(path: Path | str) -> pd.DataFrame:
             frame[col] = pd.to_numeric(frame[col], errors="coerce").fillna(0).astype(int)
         else:
             frame[col] = pd.Series([0] * n, dtype=int)
+    if n and frame["ts"].isna().any():
+        bad = int(frame["ts"].isna().to_numpy().nonzero()[0][0]) + 1
+        raise ValueError(f"record {bad}: `ts` is not a number of seconds")
     frame["rps"] = frame["requests"].astype(float)
     for col in DICT_COLUMNS:
         values = frame[col] if col in frame else pd.Series([None] * n)

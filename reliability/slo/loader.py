@@ -271,7 +271,6 @@ def _from_native(spec: m.NativeSpec, path: Path, where: str) -> ServiceSLOs:
                 alerting=_alerting(s.alerting),
                 min_request_rate=None if s.min_request_rate is None else decimal_of(s.min_request_rate),
                 runbook=s.runbook,
-                client_sli=s.client_sli,
                 policy=tuple(
                     PolicyStep(p.name, parse_duration(p.window), decimal_of(p.burn_rate_threshold), p.action)
                     for p in s.error_budget_policy

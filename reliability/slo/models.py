@@ -378,9 +378,6 @@ class NativeSLO(Strict):
         default=None, ge=0, le=1e12, description="Events/s (over the long window) below which no alert fires."
     )
     runbook: str | None = Field(None, pattern=NAME_PATTERN, description="Runbook id -> runbook_url.")
-    client_sli: Literal["availability", "latency", "ttft", "itl", "tpot", "quality", "goodput"] | None = (
-        Field(None, description="The load generator's measurement of this SLI (game days judge RTO from it).")
-    )
     error_budget_policy: list[PolicyStepSpec] = []
     alerting: SlothAlerting = SlothAlerting()
 
@@ -392,7 +389,13 @@ class NativeSLO(Strict):
             return self
         if self.client_sli in LATENCY_CLIENT_SLIS and self.sli.latency is None:
             raise ValueError(f"client_sli {self.client_sli!r} is a latency measurement: it needs sli.latency")
-        if self.client_sli not in LATENCY_CLIENT_SLIS and self.sli.events is None:
+        # Goodput has no server-side metric of its own: a per-request latency histogram (e.g. vLLM's
+        # time per output token) or request counts may stand for it on Prometheus.
+        if (
+            self.client_sli not in LATENCY_CLIENT_SLIS
+            and self.client_sli != "goodput"
+            and self.sli.events is None
+        ):
             raise ValueError(f"client_sli {self.client_sli!r} counts requests: it needs sli.events")
         return self
 

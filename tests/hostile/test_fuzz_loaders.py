@@ -43,8 +43,8 @@ FUZZ = settings(
 )
 
 SLO_SEEDS = [
-    REPO / "slos" / "inference-api.yaml",
-    REPO / "scenarios" / "slos" / "inference-gameday.yaml",
+    REPO / "tests" / "slo" / "data" / "inference-api.yaml",
+    REPO / "tests" / "slo" / "data" / "inference-gameday.yaml",
     *(COMPAT / "sloth" / c / "input.yaml" for c in ("getting-started", "k8s-getting-started")),
     *(COMPAT / "sloth" / c / "input.yaml" for c in ("openslo-getting-started", "victoria-metrics")),
 ]

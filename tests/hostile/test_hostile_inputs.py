@@ -67,11 +67,11 @@ EXPECT: dict[str, str] = {
     "scenario/baseline-400-digit-seconds.yaml": "phases.baseline: duration",
     "scenario/misspelled-phase-key.yaml": "fault_hld: unknown field (did you mean 'fault_hold'?)",
     "scenario/nesting-100k-deep.yaml": "maximum nesting depth",
-    "scenario/slo-objective-nan.yaml": "slo_objective: NaN is not allowed",
+    "scenario/budget-nan.yaml": "objectives.max_budget_spent",
     "scenario/random-bytes.yaml": "not UTF-8 text",
     # lab configs: `lab up --config CASE`
     "lab/1000-regions-of-16-nodes.yaml": "regions: List should have at most 8 items",
-    "lab/160-gpu-nodes.yaml": "regions: 160 GPU nodes in total",
+    "lab/64-gpu-nodes.yaml": "regions: 64 GPU nodes in total",
     "lab/utf16-with-bom.yaml": "UTF-16 text",
     "lab/duplicate-key-nodes.yaml": "duplicate key 'nodes'",
     "lab/heartbeat-nan.yaml": "controller.heartbeat_interval_s: NaN is not allowed",

@@ -62,7 +62,7 @@ def test_label_values_are_stringified_as_sloth_does(value: object, text: str) ->
 
 
 def test_period_of_whole_weeks_names_rules_in_weeks() -> None:
-    rules = compile_rules(load_slo_files([REPO / "slos" / "inference-api.yaml"]))
+    rules = compile_rules(load_slo_files([REPO / "tests" / "slo" / "data" / "inference-api.yaml"]))
     records = {r["record"]: r for g in rules["groups"] for r in g["rules"] if "record" in r}
     assert "slo:sli_error:ratio_rate4w" in records and "slo:sli_error:ratio_rate28d" not in records
     assert records["slo:sli_error:ratio_rate4w"]["labels"]["sloth_window"] == "4w"
@@ -165,7 +165,7 @@ def test_prometheus_operator_namespace_and_release_label(tmp_path: Path) -> None
     out = tmp_path / "rules.yaml"
     args = ["--format", "prometheus-operator", "--namespace", "observability"]
     args += ["--label", "release=kube-prometheus-stack", "--no-check"]
-    result = run_cli("slo", "compile", str(REPO / "slos" / "inference-api.yaml"), "-o", str(out), *args)
+    result = run_cli("slo", "compile", str(REPO / "tests" / "slo" / "data" / "inference-api.yaml"), "-o", str(out), *args)
     assert result.returncode == 0, result.stderr
     (doc,) = [d for d in yaml.safe_load_all(out.read_text()) if d]
     assert doc["metadata"]["namespace"] == "observability"
@@ -184,7 +184,7 @@ def test_prometheus_operator_namespace_and_release_label(tmp_path: Path) -> None
 )
 def test_bad_kubernetes_options_are_exit_2(tmp_path: Path, args: list[str], where: str) -> None:
     out = tmp_path / "rules.yaml"
-    result = run_cli("slo", "compile", str(REPO / "slos" / "inference-api.yaml"), "-o", str(out), *args)
+    result = run_cli("slo", "compile", str(REPO / "tests" / "slo" / "data" / "inference-api.yaml"), "-o", str(out), *args)
     assert result.returncode == 2 and f"error: {where}" in result.stderr, result.stderr
     assert not out.exists()
 

@@ -17,7 +17,9 @@ from tests.conftest import REPO
 from tests.slo.conftest import DATA, run_cli
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-SLOS = sorted((REPO / "slos").glob("*.yaml"))
+# The compiler is pinned on a spec of generic request metrics (a test input) and on the shipped SLOs.
+SLOS = [REPO / "tests" / "slo" / "data" / "inference-api.yaml"]
+GOLDEN_CASES = {"inference-api": SLOS, "llm-serving": [REPO / "slos" / "llm-serving.yaml"]}
 
 
 def rules_of(rule_file: dict[str, Any]) -> list[dict[str, Any]]:
@@ -31,9 +33,9 @@ def test_default_windows_reproduce_the_workbook_factors_for_30d() -> None:
     ]
 
 
-@pytest.mark.parametrize("case", ["inference-api"])
+@pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
 def test_golden(case: str) -> None:
-    text = render(load_slo_files(SLOS))
+    text = render(load_slo_files(GOLDEN_CASES[case]))
     golden = GOLDEN / f"{case}.rules.yaml"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(text, encoding="utf-8")

@@ -16,7 +16,7 @@ from reliability.slo.writer import to_yaml, yaml_dump
 from tests.conftest import COMPAT, REPO
 
 SPECS = [
-    REPO / "slos" / "inference-api.yaml",
+    REPO / "tests" / "slo" / "data" / "inference-api.yaml",
     REPO / "tests" / "slo" / "data" / "gameday.yaml",
     *sorted((COMPAT / "sloth").glob("*/input.yaml")),
 ]
