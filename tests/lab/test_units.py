@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reliability.lab.balancer import Backend, Balancer
 
 from reliability.errors import InputError
 from reliability.lab import lab_json_schema, load_lab_config
-from reliability.lab.balancer import Backend, Balancer
 from reliability.lab.config import ModelConfig
 from reliability.lab.model import CheckpointError, load_checkpoint, outputs_match, write_checkpoint
 

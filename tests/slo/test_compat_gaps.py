@@ -165,7 +165,8 @@ def test_prometheus_operator_namespace_and_release_label(tmp_path: Path) -> None
     out = tmp_path / "rules.yaml"
     args = ["--format", "prometheus-operator", "--namespace", "observability"]
     args += ["--label", "release=kube-prometheus-stack", "--no-check"]
-    result = run_cli("slo", "compile", str(REPO / "tests" / "slo" / "data" / "inference-api.yaml"), "-o", str(out), *args)
+    spec = REPO / "tests" / "slo" / "data" / "inference-api.yaml"
+    result = run_cli("slo", "compile", str(spec), "-o", str(out), *args)
     assert result.returncode == 0, result.stderr
     (doc,) = [d for d in yaml.safe_load_all(out.read_text()) if d]
     assert doc["metadata"]["namespace"] == "observability"
@@ -184,7 +185,8 @@ def test_prometheus_operator_namespace_and_release_label(tmp_path: Path) -> None
 )
 def test_bad_kubernetes_options_are_exit_2(tmp_path: Path, args: list[str], where: str) -> None:
     out = tmp_path / "rules.yaml"
-    result = run_cli("slo", "compile", str(REPO / "tests" / "slo" / "data" / "inference-api.yaml"), "-o", str(out), *args)
+    spec = REPO / "tests" / "slo" / "data" / "inference-api.yaml"
+    result = run_cli("slo", "compile", str(spec), "-o", str(out), *args)
     assert result.returncode == 2 and f"error: {where}" in result.stderr, result.stderr
     assert not out.exists()
 
