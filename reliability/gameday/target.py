@@ -184,16 +184,28 @@ def check_target_spec(scenario: Scenario, scenario_path: Path) -> None:
 
 def preflight(scenario: Scenario, scenario_path: Path) -> None:
     """What the target needs from this machine, checked before a run directory exists: a Kubernetes
-    target's kubeconfig and context (never a fallback) and the Prometheus auth variables it names."""
+    target's kubeconfig and context (never a fallback), the Prometheus auth variables it names, and
+    the cluster's identity (one read of the kube-system namespace; a wrong cluster is refused)."""
+    from reliability.k8s.client import connect_state
     from reliability.k8s.target import KubernetesTarget as Spec
-    from reliability.k8s.target import kubeconfig_server, resolve_target
+    from reliability.k8s.target import TargetState, kubeconfig_server, new_run_id, resolve_target
 
     spec = scenario.target
     if not isinstance(spec, Spec):
         return
+    where = f"{scenario_path}: target"
     resolved = resolve_target(spec, scenario_path)
-    kubeconfig_server(Path(resolved.kubeconfig), resolved.context, f"{scenario_path}: target")
+    server = kubeconfig_server(Path(resolved.kubeconfig), resolved.context, where)
     try:
         resolved.prometheus.headers()
     except InputError as exc:
         raise InputError(f"{scenario_path}: target.prometheus", exc.message) from exc
+    state = TargetState(
+        run_id=new_run_id(),
+        target=resolved,
+        server=server,
+        endpoint=resolved.endpoint,
+        prometheus_url=resolved.prometheus.url,
+        dry_run=True,
+    )
+    connect_state(state, Path(scenario_path), where)

@@ -184,3 +184,37 @@ def state(api: FakeKubeAPI, kubeconfig: Path, tmp_path: Path) -> Path:
 
 def mutations(api: FakeKubeAPI) -> list[tuple[str, str]]:
     return [(r.method, r.path) for r in api.mutations()]
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "kubernetes"
+
+
+def example_scenario(
+    name: str,
+    out: Path,
+    api: FakeKubeAPI,
+    kubeconfig: Path,
+    target: dict[str, Any] | None = None,
+    **sections: Any,
+) -> Path:
+    """A copy of examples/kubernetes/scenarios/<name>.yaml pointed at the fake cluster (kubeconfig,
+    identity, this test's Prometheus and profile; the bearer token still from $PROMETHEUS_TOKEN):
+    `target` entries and whole `sections` replace the example's; its experiment and SLO files stay
+    the shipped ones."""
+    import yaml
+
+    source = EXAMPLES / "scenarios" / f"{name}.yaml"
+    data = yaml.safe_load(source.read_text())
+    data["target"].update(kubeconfig=str(kubeconfig), cluster_uid=api.kube_system_uid, signals=str(PROFILE))
+    data["target"]["prometheus"]["url"] = api.traffic.url if api.traffic else "http://127.0.0.1:9"
+    data["target"]["partition"]["verify_timeout"] = "10s"
+    data["target"].update(target or {})
+    data["experiment"]["file"] = str((source.parent / data["experiment"]["file"]).resolve())
+    data["slos"] = [str((source.parent / s).resolve()) for s in data["slos"]]
+    if name == "gpu-node-loss":
+        data["experiment"]["configuration"]["node"] = "us-east-1"
+    data["load"] = {"users": 2, "spawn_rate": 2}
+    data.update(sections)
+    path = out / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
