@@ -130,7 +130,10 @@ class KubernetesTarget(AbstractContextManager["KubernetesTarget"]):
         cluster = connect(state_file)  # Refused (exit 2) unless it is the expected cluster
         events = self.workdir / "events.jsonl"
         self._watch = ClusterWatch(state_file, events, cluster=cluster)
-        self._watch.start()
+        try:
+            self._watch.start()
+        except TimeoutError as exc:
+            raise HarnessError(f"the cluster watch of {cluster.server} did not start: {exc}") from exc
         self.info = TargetInfo(
             state_file=state_file,
             prometheus_url=resolved.prometheus.url,
