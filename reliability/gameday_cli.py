@@ -1,4 +1,4 @@
-"""`reliability gameday run`, `reliability gate`, `reliability report`: thin Typer commands over
+"""`reliability gameday run|plan`, `reliability gate`, `reliability report`: thin Typer commands over
 `reliability.gameday`."""
 
 from __future__ import annotations
