@@ -27,6 +27,7 @@ def _mount() -> None:
     from reliability.chaos.cli import register as register_chaos
     from reliability.gameday_cli import register as register_gameday
     from reliability.lab.cli import app as lab_app
+    from reliability.load.cli import app as load_app
     from reliability.runbooks.cli import app as runbook_app
     from reliability.runs.cli import app as runs_app
     from reliability.schema_cli import app as schema_app
@@ -34,6 +35,7 @@ def _mount() -> None:
 
     app.add_typer(slo_app, name="slo", help="Compile, validate, test and report on SLOs.")
     app.add_typer(lab_app, name="lab", help="The embedded multi-region GPU inference lab.")
+    app.add_typer(load_app, name="load", help="Load generation: Locust workers for a game day's master.")
     app.add_typer(runbook_app, name="runbook", help="Search, show and check runbooks.")
     app.add_typer(schema_app, name="schema", help="Print JSON Schema for the file formats.")
     app.add_typer(runs_app, name="runs", help="Game-day runs over time: list and compare.")

@@ -1,4 +1,4 @@
-"""`reliability gameday run`, `reliability gate`, `reliability report`: thin Typer commands over
+"""`reliability gameday run|plan`, `reliability gate`, `reliability report`: thin Typer commands over
 `reliability.gameday`."""
 
 from __future__ import annotations
@@ -49,6 +49,29 @@ def _summary(outcome: object) -> None:
         typer.echo(f"post-mortem: {outcome.postmortem}")
 
 
+def _plan(scenario: Path) -> None:
+    """Print what a run of a Kubernetes scenario would touch (its changes sent with dryRun=All);
+    exit 0 when the plan holds, 2 when it is refused (a refusal before anything is sent: exit 2 too)."""
+    from reliability.gameday import prepare
+    from reliability.gameday.target import preflight
+    from reliability.k8s.plan import plan_scenario, render_plan
+
+    sc, _ = prepare(scenario)
+    preflight(sc, scenario)
+    plan = plan_scenario(sc, scenario)
+    typer.echo(render_plan(plan))
+    raise typer.Exit(0 if plan.ok else 2)
+
+
+@gameday_app.command("plan")
+def plan_command(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file with a Kubernetes target.")],
+) -> None:
+    """Show what a game day would touch on its cluster: context, server, nodes, namespaces, objects,
+    the calls (sent with server-side dryRun=All), their undo and an access review per verb."""
+    _plan(scenario)
+
+
 @gameday_app.command("run")
 def run_command(
     scenario: Annotated[Path, typer.Argument(help="Scenario file (scenarios/*.yaml).")],
@@ -60,9 +83,16 @@ def run_command(
         typer.Option("--live/--no-live", help="Live progress table on a terminal; else a line per phase."),
     ] = True,
     workers: WorkersOption = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Kubernetes target: only `gameday plan` (nothing changes, no load)."),
+    ] = False,
 ) -> None:
     """Run one game day: load, fault, recovery, verdicts and a post-mortem."""
     from reliability.gameday import run_gameday
+
+    if dry_run:
+        _plan(scenario)
 
     view = "live" if live and sys.stdout.isatty() else "lines"
     outcome = run_gameday(scenario, out=out, view=view, workers=workers)

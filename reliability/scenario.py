@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from reliability.errors import InputError
 from reliability.files import load_yaml, parse_model
+from reliability.k8s.target import KubernetesTarget
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 # No game-day duration is longer; past it a number is a typo (or `.inf`), not a plan.
@@ -74,6 +75,22 @@ class LabTarget(_Strict):
     isolation: Literal["auto", "netns", "proxy"] = "auto"
 
 
+def _lab_by_default(value: Any) -> Any:
+    # `target: {config: ...}` without a kind has always meant the lab.
+    if isinstance(value, dict) and "kind" not in value:
+        return {**value, "kind": "lab"}
+    return value
+
+
+Target = Annotated[
+    LabTarget | KubernetesTarget,
+    Field(
+        discriminator="kind", description="The system under test: the embedded lab or a Kubernetes cluster."
+    ),
+    BeforeValidator(_lab_by_default),
+]
+
+
 class LengthDistribution(_Strict):
     """Token counts drawn per request (prompt length, or the `max_tokens` asked for)."""
 
@@ -127,6 +144,24 @@ class LoadSpec(_Strict):
     )
     goodput: GoodputTargets = Field(default_factory=GoodputTargets)
     request_timeout: PositiveSeconds = Field(30.0, description="A request slower than this fails.")
+    master_bind_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Where the Locust master listens for workers (0.0.0.0 / * : every interface).",
+    )
+    master_bind_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="The master's port (default: a free one; give one for expect_workers).",
+    )
+    expect_workers: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="Workers started elsewhere (`reliability load worker --master HOST:PORT`) the master "
+        "waits for before the load starts.",
+    )
     utilisation: str = Field(
         "", description="What share of the fleet's capacity this load uses, and how that was worked out."
     )
@@ -135,6 +170,8 @@ class LoadSpec(_Strict):
     def _locustfile_given(self) -> LoadSpec:
         if self.user == "locustfile" and not self.locustfile:
             raise ValueError("user 'locustfile' needs 'locustfile' set")
+        if self.expect_workers and self.master_bind_port is None:
+            raise ValueError("expect_workers needs master_bind_port (the port the workers connect to)")
         return self
 
 
@@ -217,7 +254,7 @@ class Guardrail(_Strict):
 class Scenario(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""
-    target: LabTarget = Field(default_factory=LabTarget)
+    target: Target = Field(default_factory=LabTarget)
     slos: list[str] = Field(min_length=1, description="SLO files whose rules Prometheus evaluates.")
     load: LoadSpec = Field(default_factory=LoadSpec)
     experiment: ExperimentSpec
@@ -253,8 +290,10 @@ def load_scenario(path: Path) -> Scenario:
     refs.append(("experiment.file", scenario.experiment.file))
     if scenario.load.locustfile:
         refs.append(("load.locustfile", scenario.load.locustfile))
-    if scenario.target.config:
+    if isinstance(scenario.target, LabTarget) and scenario.target.config:
         refs.append(("target.config", scenario.target.config))
+    if isinstance(scenario.target, KubernetesTarget) and scenario.target.golden:
+        refs.append(("target.golden", scenario.target.golden))
     for field, rel in refs:
         shown = rel if len(rel) <= 80 else rel[:77] + "..."
         try:

@@ -1,7 +1,8 @@
 """Chaos Toolkit python probes on Prometheus and the service endpoint.
 
 Written on prometheus-api-client because the chaostoolkit-prometheus extension is broken (its
-`compute_mean` raises) and sends no auth headers. No probe names a platform metric: SLIs are read
+`compute_mean` raises) and sends no auth headers; ours are found by `prom.prometheus_headers` (the
+environment, or the Kubernetes target's state file). No probe names a platform metric: SLIs are read
 from the SLO recording rules (`slo:sli_error:ratio_rate<window>{sloth_slo=...}`) and detection from
 `ALERTS`, so the probes work on the lab and on a real cluster alike.
 
@@ -28,7 +29,8 @@ Configuration = dict[str, Any]
 
 def query(query: str, prometheus_url: str | None = None, configuration: Configuration = None) -> float | None:
     """The value of a PromQL instant query (first sample), None when there is no data."""
-    return query_value(connect(resolve_prometheus_url(prometheus_url, configuration)), query)
+    url = resolve_prometheus_url(prometheus_url, configuration)
+    return query_value(connect(url, configuration=configuration), query)
 
 
 def sli_error_ratio_query(slo: str, window: str = "5s") -> str:

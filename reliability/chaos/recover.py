@@ -6,10 +6,12 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from reliability.chaos.ledger import LEDGER_NAME, FaultLedger
+from reliability.chaos.ledger import LEDGER_NAME, FaultLedger, LedgerEntry
 from reliability.chaos.state import default_lab_dir
 from reliability.errors import InputError
 from reliability.files import find_below
+
+LAB_FAULTS = "reliability.lab.faults"
 
 
 @dataclass(frozen=True)
@@ -31,11 +33,23 @@ def find_ledgers(path: Path | None) -> list[Path]:
     return find_below(base, LEDGER_NAME)
 
 
+def _missing(entry: LedgerEntry) -> str:
+    return (
+        f"state file {entry.state_file} is missing, so the cluster cannot be identified and nothing "
+        f"was undone: {entry.fault}({entry.args}) may still be in place. Put the state file back "
+        "(it names the kubeconfig, context and cluster identity) and run `reliability recover` again, "
+        "or undo it by hand"
+    )
+
+
 def recover(path: Path | None = None) -> list[Recovered]:
     """Undo active faults newest first (the reverse of injection), recording each success.
 
     Idempotent: a second call finds nothing active. A failed undo stays active so that a
-    later `recover` retries it.
+    later `recover` retries it. A lab whose state file is gone took its faults with it; any other
+    target's (a cluster's) missing state file is reported, never taken as "nothing to undo". The
+    fault module re-checks the target's identity before undoing (a Kubernetes target: its
+    kube-system UID).
     """
     out: list[Recovered] = []
     for ledger_path in find_ledgers(path):
@@ -43,9 +57,13 @@ def recover(path: Path | None = None) -> list[Recovered]:
         for entry in reversed(ledger.active()):
             label = f"{entry.undo.func}({entry.undo.args})"
             if not Path(entry.state_file).exists():
-                # The lab is gone with its faults; nothing left to undo.
-                ledger.record_cleared(entry.id, by="recover: lab state file gone")
-                out.append(Recovered(ledger_path, entry.id, entry.fault, label, True, note="lab gone"))
+                if entry.faults_module == LAB_FAULTS:
+                    # The lab is gone with its faults; nothing left to undo.
+                    ledger.record_cleared(entry.id, by="recover: lab state file gone")
+                    out.append(Recovered(ledger_path, entry.id, entry.fault, label, True, note="lab gone"))
+                else:
+                    # A cluster outlives its state file: the fault may still be there. Kept active.
+                    out.append(Recovered(ledger_path, entry.id, entry.fault, label, False, _missing(entry)))
                 continue
             try:
                 faults = importlib.import_module(entry.faults_module)

@@ -50,8 +50,9 @@ def goodput_targets_ms(sc: Scenario, slos: list[SLO]) -> tuple[float | None, flo
 @contextmanager
 def start_load(
     sc: Scenario, scenario_path: Path, info: TargetInfo, rd: RunDir, duration_s: float, slos: list[SLO]
-) -> Iterator[None]:
-    """Locust (own process) plus the RPO canary writer, both stopped on exit whatever happens."""
+) -> Iterator[Any]:
+    """Locust (own process) plus the RPO canary writer, both stopped on exit whatever happens;
+    yields the `LoadRun`."""
     from reliability.load import LoadRun
 
     locustfile = str(resolve(scenario_path, sc.load.locustfile)) if sc.load.locustfile else None
@@ -76,10 +77,13 @@ def start_load(
             tpot_target_ms=tpot,
             request_timeout_s=sc.load.request_timeout,
             user_rps=sc.load.rps_per_user,
+            master_bind_host=sc.load.master_bind_host,
+            master_bind_port=sc.load.master_bind_port,
+            expect_workers=sc.load.expect_workers,
         )
         stack.enter_context(load)
         stack.enter_context(_canary(info, rd))
-        yield
+        yield load
 
 
 def _canary(info: TargetInfo, rd: RunDir) -> Any:

@@ -32,10 +32,10 @@ from reliability.gameday.judge import LiveJudge
 from reliability.gameday.live import LiveStats, LiveView, Snapshot, ViewMode
 from reliability.gameday.livefeed import PhasePlan
 from reliability.gameday.series import pull_series
-from reliability.gameday.target import LabTarget, TargetInfo
+from reliability.gameday.target import TargetInfo, check_target_spec, open_target, preflight
 from reliability.report.model import RunResult
 from reliability.rundir import RunDir, RunInfo, read_run_info, write_run_info
-from reliability.scenario import Scenario, load_scenario, resolve
+from reliability.scenario import LabTarget, Scenario, load_scenario, resolve
 from reliability.slo.model import SLO
 
 TICK = 0.5  # seconds between checks of the run's state; bounds every wait loop together with a deadline
@@ -110,8 +110,9 @@ def prepare(scenario_path: Path) -> tuple[Scenario, list[SLO]]:
     scenario = load_scenario(scenario_path)
     validate_experiment(resolve(scenario_path, scenario.experiment.file), scenario.experiment.configuration)
     slos = scenario_slos(scenario, scenario_path)
-    if scenario.target.config:
+    if isinstance(scenario.target, LabTarget) and scenario.target.config:
         load_lab_config(resolve(scenario_path, scenario.target.config))
+    check_target_spec(scenario, scenario_path)
     check_scenario(scenario, scenario_path, slos, default_rule_files(), runbook_dir(None))
     return scenario, slos
 
@@ -147,6 +148,7 @@ def run_gameday(
     scenario, slos = prepare(scenario_path)
     if workers is not None:
         scenario = scenario.model_copy(update={"load": scenario.load.model_copy(update={"workers": workers})})
+    preflight(scenario, scenario_path)
     rd = RunDir.create(scenario.name, out, scenario_path)
     info = RunInfo(
         scenario=scenario.name,
@@ -186,7 +188,8 @@ def _execute(run: _Run, outcome: GameDayOutcome) -> None:
     rd.slos.mkdir(exist_ok=True)
     for rel in sc.slos:
         shutil.copyfile(resolve(run.scenario_path, rel), rd.slos / Path(rel).name)
-    with LabTarget(sc, run.scenario_path, rd.lab_dir) as target:
+    workdir = rd.lab_dir if isinstance(sc.target, LabTarget) else rd / "target"
+    with open_target(sc, run.scenario_path, workdir) as target:
         info = target.info
         assert info is not None
         _record_target_versions(run, info)
@@ -197,12 +200,17 @@ def _execute(run: _Run, outcome: GameDayOutcome) -> None:
             timeline=rd.timeline,
             slos=run.slos,
             expected_alerts=sc.objectives.alert_names(),
+            profile=_profile(info),
         )
+        if run.stats.prom is not None:  # the console asks the target's Prometheus with its auth
+            run.stats.prom.session.headers.update(info.prometheus_headers)
         judge = LiveJudge(rd.load_stats, integrations.client_specs(run.slos), sc.phases.recovered_hold)
         total = sc.phases.baseline + sc.phases.fault_hold + sc.phases.recovery_max + CHAOS_MARGIN
         chaos: ExperimentProcess | None = None
         try:
-            with integrations.start_load(sc, run.scenario_path, info, rd, total, run.slos):
+            with integrations.start_load(sc, run.scenario_path, info, rd, total, run.slos) as load:
+                if sc.load.expect_workers:
+                    _await_workers(run, load)
                 run.mark("baseline")
                 run.wait(sc.phases.baseline)
                 run.mark("chaos")
@@ -224,6 +232,37 @@ def _execute(run: _Run, outcome: GameDayOutcome) -> None:
             _collect(run, info)
 
 
+def _profile(info: TargetInfo) -> Any:
+    from reliability.signals import load_profile
+
+    return load_profile(info.signals) if info.signals else None
+
+
+def _await_workers(run: _Run, load: Any) -> None:
+    """The master waits for workers started elsewhere (`reliability load worker`) before any user
+    runs: the baseline starts once the load flows, not before (bounded by the master's own wait)."""
+    from reliability.load.reader import read_jsonl
+    from reliability.load.run import EXPECT_WORKERS_MAX_WAIT_S
+
+    sc = run.scenario
+    run.mark("load_workers", expect=sc.load.expect_workers, port=load.master_port)
+
+    def flowing() -> bool:
+        if load.poll() is not None:
+            raise HarnessError(
+                f"the load generator's master exited ({load.poll()}) before its "
+                f"{sc.load.expect_workers} worker(s) joined on port {load.master_port}"
+            )
+        return any(r.get("requests") for r in read_jsonl(run.rd.load_stats, tail_bytes=65536))
+
+    if not run.wait(EXPECT_WORKERS_MAX_WAIT_S + 30, until=flowing):
+        raise HarnessError(
+            f"no load within {EXPECT_WORKERS_MAX_WAIT_S + 30}s: {sc.load.expect_workers} worker(s) "
+            f"expected on port {load.master_port} (`reliability load worker --master HOST:"
+            f"{load.master_port}`)"
+        )
+
+
 def _record_target_versions(run: _Run, info: TargetInfo) -> None:
     """Prometheus' version (its build info) and the model the target serves, into run.json."""
     import json
@@ -231,7 +270,11 @@ def _record_target_versions(run: _Run, info: TargetInfo) -> None:
     import requests
 
     try:
-        resp = requests.get(f"{info.prometheus_url.rstrip('/')}/api/v1/status/buildinfo", timeout=2)
+        resp = requests.get(
+            f"{info.prometheus_url.rstrip('/')}/api/v1/status/buildinfo",
+            headers=info.prometheus_headers,
+            timeout=2,
+        )
         run.info.versions["prometheus"] = str(resp.json()["data"]["version"])
     except (requests.RequestException, ValueError, KeyError, TypeError):
         pass
@@ -251,6 +294,7 @@ def _start_chaos(run: _Run, info: TargetInfo) -> ExperimentProcess:
         "lab_state": str(info.state_file),
         "prometheus_url": info.prometheus_url,
         "fault_hold": sc.phases.fault_hold,
+        "faults_module": info.faults_module,
         **sc.experiment.configuration,
     }
     spec = ExperimentRunSpec(
@@ -261,9 +305,12 @@ def _start_chaos(run: _Run, info: TargetInfo) -> ExperimentProcess:
         configuration=config,
         guardrails=[g.model_dump() for g in sc.guardrails],
         prometheus_url=info.prometheus_url,
+        # No secret here (the spec is written to disk): the chaos child finds Prometheus' auth from
+        # the state file's variable names and the environment it inherits (chaos/prom.py).
         env={
             "RELIABILITY_LAB_STATE": str(info.state_file),
             "RELIABILITY_PROMETHEUS_URL": info.prometheus_url,
+            "RELIABILITY_FAULTS_MODULE": info.faults_module,
         },
     )
     return ExperimentProcess(spec, rd / "experiment-run.json").start()
@@ -293,7 +340,14 @@ def _collect(run: _Run, info: TargetInfo) -> None:
         shutil.copyfile(ledger, run.rd.ledger)
     try:
         first = min((r["ts"] for r in read_records(run.rd.timeline)), default=time.time() - 3600)
-        failed = pull_series(info.prometheus_url, run.rd.series, first - 5, time.time())
+        failed = pull_series(
+            info.prometheus_url,
+            run.rd.series,
+            first - 5,
+            time.time(),
+            profile=_profile(info),
+            headers=info.prometheus_headers or None,
+        )
         if failed:
             append_record(run.rd.timeline, {**stamp(), "event": "series_query_failed", "series": failed})
     except Exception as exc:  # the run's own data must survive a Prometheus hiccup

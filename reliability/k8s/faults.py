@@ -12,12 +12,14 @@ functions undo only what the journal recorded, never by selector.
   NoExecute taint `reliability.dev/gpu-lost=<run id>` as GPU health tooling puts on a node whose GPU
   fell off the bus. Undone by `heal`.
 - `partition_region(state, region)` / `heal_partition(state, region)`: one NetworkPolicy per
-  namespace of the region's model objects.
+  namespace of the region's model objects; injected only once Prometheus shows the region's
+  traffic stopped (`verify`), else the call fails.
 - `fail_model(state, target, mode, ...)` / `restore_model(state, target)`: `target` is a region or a
   model object (`namespace/name` or `name`); modes `bad_version`, `slow_decode`, `kv_cache_cut`,
   `env`, `arg` (see `objects.model_field_change`). The lab's `errors`, `latency`, `nan`, `wrong` have
-  no Kubernetes equivalent on a stock vLLM and are refused; `rate` and `latency_ms` are accepted for
-  signature compatibility and unused.
+  no Kubernetes equivalent on a stock vLLM and are refused; `rate`, `latency_ms`, `factor`, `hang`
+  and `version` are accepted for signature compatibility and unused. `deploy_model(state, target)`
+  is fail_model mode bad_version.
 - `heal(state)`: undo every active change, newest first. `lab_status(state)`: what the cluster and the
   journal say now.
 
@@ -31,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from reliability.errors import HarnessError
-from reliability.k8s import changes, objects
-from reliability.k8s.client import Cluster, NeedsHuman, connect
+from reliability.k8s import changes, objects, verify
+from reliability.k8s.client import Cluster, NeedsHuman, Refused, connect
 from reliability.k8s.journal import Entry, Journal, NodeDrain, NodeTaint, ObjectPatch, Partition
 
 
@@ -58,8 +60,37 @@ def kill_node(state: Path | str, node: str | list[str], mode: str = "drain") -> 
 
 
 def partition_region(state: Path | str, region: str) -> dict[str, Any]:
+    """NetworkPolicies cutting the region off, then a wait until Prometheus shows its traffic stopped
+    (`target.partition.verify_timeout`); not seen by then: HarnessError (the fault failed: the run
+    cannot be judged, and its rollback deletes the policies). The region must show traffic before,
+    or nothing is sent: a partition of a region without traffic could not be verified."""
     cluster, journal = _session(state)
-    return _run(cluster, journal, changes.plan_partition(cluster, journal, region))
+    planned = changes.plan_partition(cluster, journal, region)
+    t = cluster.state.target
+    if cluster.state.dry_run:
+        return _run(cluster, journal, planned)
+    traffic = verify.Traffic.of(cluster.state)
+    before = traffic.rate(region)
+    if before is None or before <= t.partition.traffic_stopped_below:
+        raise Refused(
+            f"{cluster.where}: partition_region.region",
+            f"Prometheus shows {'no' if before is None else f'{before:g} req/s of'} traffic of region "
+            f"{region} ({verify.SERIES} of signals profile {t.signals}): a partition could not be "
+            "verified, so nothing was sent",
+        )
+    out = _run(cluster, journal, planned)
+    stopped, last, waited = verify.wait_stopped(
+        lambda: traffic.rate(region), t.partition.traffic_stopped_below, t.partition.verify_timeout
+    )
+    out["verified"] = {"before_rps": before, "after_rps": last, "waited_s": round(waited, 2)}
+    if not stopped:
+        raise HarnessError(
+            f"partition of region {region} NOT in effect: NetworkPolicy in place, but Prometheus still "
+            f"shows {last if last is not None else 'no data for'} req/s of its traffic after "
+            f"{waited:.0f}s (before: {before:g} req/s). Some CNIs do not cut existing connections or "
+            "enforce no NetworkPolicy; the fault counts as not injected and the run cannot be judged"
+        )
+    return out
 
 
 def fail_model(
@@ -72,12 +103,27 @@ def fail_model(
     fraction: float = 0.5,
     name: str | None = None,
     value: str | None = None,
+    factor: float | None = None,
+    hang: bool | None = None,
+    version: str | None = None,
 ) -> dict[str, Any]:
+    """`factor` (slow_decode), `hang` and `version` are what the chaos action passes for the lab;
+    on Kubernetes slow_decode is `--enforce-eager` and bad_version rolls out the model object's own
+    `bad_version`, so they are accepted and unused."""
     cluster, journal = _session(state)
     planned = changes.plan_model_fault(
         cluster, journal, target, mode, fraction=fraction, name=name, value=value
     )
     return _run(cluster, journal, planned)
+
+
+def deploy_model(
+    state: Path | str, target: str, version: str = "", failure: str = "errors"
+) -> dict[str, Any]:
+    """A broken version rolled out: on Kubernetes, the model objects' `bad_version` (an image or a
+    model URI the platform must not promote) patched in - fail_model mode bad_version. The lab's
+    `version` name and `failure` (how its broken version fails) have no meaning on a cluster."""
+    return fail_model(state, target, mode="bad_version")
 
 
 def _undo(state: Path | str, pick: Any) -> dict[str, Any]:
@@ -185,6 +231,7 @@ def target_status(state: Path | str) -> dict[str, Any]:
 __all__ = [
     "NodeDrain",
     "NodeTaint",
+    "deploy_model",
     "fail_model",
     "heal",
     "heal_partition",

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reliability.errors import InputError
 from reliability.k8s import changes
 from reliability.k8s import objects as o
 from reliability.k8s.client import JSON_PATCH, Cluster, Mutation, connect_state, plural
@@ -281,3 +282,18 @@ def render_plan(plan: K8sPlan) -> str:
         lines.append(f"  {'ok  ' if a.allowed else 'DENY'} {a.verb} {grp}{res}{where}")
     lines.append("plan OK" if plan.ok else "plan NOT OK: see DENY / refused above")
     return "\n".join(lines)
+
+
+def plan_scenario(scenario: Any, scenario_path: Path) -> K8sPlan:
+    """The plan of a game-day scenario with a Kubernetes target: the faults its experiment's method
+    injects (`experiment.fault_calls`), planned against the cluster as a run would meet it."""
+    from reliability.k8s.experiment import fault_calls
+    from reliability.scenario import resolve
+
+    if not isinstance(scenario.target, KubernetesTarget):
+        raise InputError(
+            f"{scenario_path}: target.kind",
+            "a plan is for a Kubernetes target (a lab is started, and torn down, by the run itself)",
+        )
+    calls = fault_calls(resolve(scenario_path, scenario.experiment.file), scenario.experiment.configuration)
+    return plan_faults(scenario.target, calls, scenario_path=Path(scenario_path))

@@ -141,6 +141,17 @@ class PartitionSpec(_Strict):
         ),
         description="Ingress the partitioned pods keep (Prometheus scraping them).",
     )
+    verify_timeout: Seconds = Field(
+        60.0,
+        description="Longest wait for Prometheus to show the region's traffic stopped once the policy "
+        "is in place (the signals profile's requests_by_region); not seen by then: the fault fails.",
+    )
+    traffic_stopped_below: float = Field(
+        0.0,
+        ge=0,
+        description="Requests/s of the region (all status codes) at or under which its traffic counts "
+        "as stopped.",
+    )
 
 
 class PrometheusSpec(_Strict):
@@ -194,7 +205,16 @@ class KubernetesTarget(_Strict):
     regions: dict[str, RegionSpec] = Field(min_length=1)
     endpoint: str = Field(pattern=r"^https?://", description="The service endpoint load is sent to.")
     prometheus: PrometheusSpec
-    signals: str = Field(DEFAULT_SIGNALS, min_length=1, description="Signals profile name.")
+    signals: str = Field(
+        DEFAULT_SIGNALS,
+        min_length=1,
+        description="Signals profile: a shipped name or a profile file (relative to the scenario file).",
+    )
+    golden: str | None = Field(
+        None,
+        description="Known prompts and answers of the served model (golden.jsonl, relative to the "
+        "scenario file): a share of the load is judged against them.",
+    )
     limits: Limits = Field(default_factory=Limits)
     partition: PartitionSpec = Field(default_factory=PartitionSpec)
     drain_timeout: Seconds = Field(300.0, description="Longest wait for a drained node's pods to go.")
@@ -276,12 +296,20 @@ def kubeconfig_server(kubeconfig: Path, context: str, where: str) -> str:
 
 
 def resolve_target(target: KubernetesTarget, scenario_path: Path | None) -> KubernetesTarget:
-    """The target with its kubeconfig made absolute (relative to the scenario file's directory)."""
-    path = Path(target.kubeconfig).expanduser()
-    if not path.is_absolute():
-        base = Path(scenario_path).resolve().parent if scenario_path else Path.cwd()
-        path = (base / path).resolve()
-    return target.model_copy(update={"kubeconfig": str(path)})
+    """The target with its files made absolute (relative to the scenario file's directory): the
+    kubeconfig, the golden file and a signals profile given as a file."""
+    base = Path(scenario_path).resolve().parent if scenario_path else Path.cwd()
+
+    def absolute(rel: str) -> str:
+        path = Path(rel).expanduser()
+        return str(path if path.is_absolute() else (base / path).resolve())
+
+    update = {"kubeconfig": absolute(target.kubeconfig)}
+    if target.golden:
+        update["golden"] = absolute(target.golden)
+    if target.signals.endswith((".yaml", ".yml")):
+        update["signals"] = absolute(target.signals)
+    return target.model_copy(update=update)
 
 
 def new_run_id() -> str:

@@ -2,14 +2,18 @@
 NetworkPolicies, watched into `events.jsonl` (the lab's record shape: `{"ts", "mono", "event", ...}`),
 so capacity RTO is measured from real readiness rather than inferred from metrics.
 
-Events: `node_condition` (a condition changed status: `node`, `region`, `condition`, `status`,
+Events: `node_state` (`node`, `region`, `ready`, `reason`: whether the GPU node is capacity a region
+can count on - Ready, schedulable, no NoExecute/NoSchedule taint - written for every GPU node when the
+watch starts and on every change: the ground truth `reliability.analysis.capacity` replays),
+`node_condition` (a condition changed status: `node`, `region`, `condition`, `status`,
 `reason`), `node_cordoned` / `node_uncordoned`, `node_tainted` / `node_untainted` (`key`, `effect`),
 `node_added` / `node_deleted`, `pod_ready` / `pod_not_ready` (`pod`, `namespace`, `node`, `region`),
 `pod_deleted`, `networkpolicy_applied` / `networkpolicy_removed` (`namespace`, `name`, `uid`),
 `watch_started` (counts), `watch_error` (the stream failed; it is re-listed), `watch_truncated`
 (the event bound was reached).
 
-The initial list sets the baseline and emits nothing but `watch_started`; afterwards, transitions.
+The initial list sets the baseline and emits a `node_state` per GPU node, then `watch_started`;
+afterwards, transitions.
 Bounded: each watch request lasts at most `window_s`, so `stop()` returns within about that long;
 at most `max_events` events are written.
 """
@@ -45,14 +49,44 @@ def _conditions(obj: Obj) -> dict[str, tuple[str, str]]:
     }
 
 
+def _why_not(node: Obj) -> str:
+    if o.condition(node, "Ready") != "True":
+        return "not Ready"
+    if o.node_unschedulable(node):
+        return "cordoned"
+    taints = [
+        t.get("key", "")
+        for t in (node.get("spec") or {}).get("taints") or []
+        if t.get("effect") in ("NoExecute", "NoSchedule")
+    ]
+    return f"tainted {', '.join(taints)}" if taints else "available"
+
+
+def node_state(node: Obj, region_label: str, reason: str | None = None) -> dict[str, Any]:
+    """The capacity record of one GPU node (the lab's `node_state` shape)."""
+    return {
+        "event": "node_state",
+        "node": o.name_of(node),
+        "region": o.labels_of(node).get(region_label),
+        "ready": o.node_available(node),
+        "reason": reason or _why_not(node),
+    }
+
+
 def node_events(old: Obj | None, new: Obj | None, region_label: str) -> list[dict[str, Any]]:
     """What changed between two versions of a node (None: it did not exist)."""
     obj = new or old or {}
     base = {"node": o.name_of(obj), "region": o.labels_of(obj).get(region_label)}
     if old is None and new is not None:
-        return [{"event": "node_added", **base, "ready": o.condition(new, "Ready") == "True"}]
+        return [
+            {"event": "node_added", **base, "ready": o.condition(new, "Ready") == "True"},
+            node_state(new, region_label),
+        ]
     if new is None:
-        return [{"event": "node_deleted", **base}]
+        return [
+            {"event": "node_deleted", **base},
+            {"event": "node_state", **base, "ready": False, "reason": "deleted"},
+        ]
     assert old is not None
     out: list[dict[str, Any]] = []
     before, after = _conditions(old), _conditions(new)
@@ -67,6 +101,8 @@ def node_events(old: Obj | None, new: Obj | None, region_label: str) -> list[dic
         out.append({"event": "node_tainted", **base, "key": key, "effect": effect})
     for key, effect in sorted(_taints(old) - _taints(new)):
         out.append({"event": "node_untainted", **base, "key": key, "effect": effect})
+    if o.node_available(old) != o.node_available(new):
+        out.append(node_state(new, region_label))
     return out
 
 
@@ -231,10 +267,13 @@ class ClusterWatch:
                 if first:
                     known = current
                     if name == "nodes":
+                        label = self.cluster.state.target.region_label
                         for n in current.values():
-                            self._node_region[o.name_of(n)] = o.labels_of(n).get(
-                                self.cluster.state.target.region_label
-                            )
+                            self._node_region[o.name_of(n)] = o.labels_of(n).get(label)
+                        # The level before any fault: what capacity is measured against.
+                        self.emit(
+                            node_state(n, label, f"watch start: {_why_not(n)}") for n in current.values()
+                        )
                     first = False
                     self._baseline_done()
                 else:  # after a gap: what changed while we were not watching

@@ -6,6 +6,9 @@ GPUs; on each GPU node a vLLM pod (namespace `llm`, owned by a ReplicaSet, label
 region=R) and a DCGM exporter pod (namespace `gpu-operator`, owned by a DaemonSet, tolerating every
 taint as such pods usually do); per region a vLLM Deployment; one KServe InferenceService and one
 LLMInferenceService in `llm`.
+
+Prometheus: one real Prometheus for the session scrapes each region's traffic from the test's CNI
+stand-in (tests/k8s/traffic.py): a partition policy stops its region's traffic while `enforced`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pytest
 
 from reliability.k8s.target import KubernetesTarget, write_state
 from tests.k8s.fakeapi import FakeKubeAPI, namespace, node, pod
+from tests.k8s.traffic import PROFILE, RegionTraffic
 
 REGIONS = ("us-east", "eu-west")
 VLLM_ARGS = ["--model", "Qwen/Qwen2.5-0.5B-Instruct", "--gpu-memory-utilization", "0.9", "--port", "8000"]
@@ -130,18 +134,35 @@ def target_dict(api: FakeKubeAPI, kubeconfig: Path, **overrides: Any) -> dict[st
         "namespaces": ["llm"],
         "regions": regions,
         "endpoint": "http://127.0.0.1:9",
-        "prometheus": {"url": "http://127.0.0.1:9"},
+        "prometheus": {"url": api.traffic.url if api.traffic else "http://127.0.0.1:9"},
+        "signals": str(PROFILE),
         "drain_timeout": 30,
     }
     data.update(overrides)
     return data
 
 
+@pytest.fixture(scope="session")
+def region_traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegionTraffic]:
+    traffic = RegionTraffic(tmp_path_factory.mktemp("traffic-prometheus")).start()
+    try:
+        yield traffic
+    finally:
+        traffic.stop()
+
+
 @pytest.fixture
-def api() -> Iterator[FakeKubeAPI]:
+def api(region_traffic: RegionTraffic) -> Iterator[FakeKubeAPI]:
     with FakeKubeAPI() as server:
         seed(server)
-        yield server
+        region_traffic.reset()
+        region_traffic.api = server
+        server.traffic = region_traffic
+        region_traffic.settle()
+        try:
+            yield server
+        finally:
+            region_traffic.api = None
 
 
 @pytest.fixture
@@ -163,3 +184,37 @@ def state(api: FakeKubeAPI, kubeconfig: Path, tmp_path: Path) -> Path:
 
 def mutations(api: FakeKubeAPI) -> list[tuple[str, str]]:
     return [(r.method, r.path) for r in api.mutations()]
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "kubernetes"
+
+
+def example_scenario(
+    name: str,
+    out: Path,
+    api: FakeKubeAPI,
+    kubeconfig: Path,
+    target: dict[str, Any] | None = None,
+    **sections: Any,
+) -> Path:
+    """A copy of examples/kubernetes/scenarios/<name>.yaml pointed at the fake cluster (kubeconfig,
+    identity, this test's Prometheus and profile; the bearer token still from $PROMETHEUS_TOKEN):
+    `target` entries and whole `sections` replace the example's; its experiment and SLO files stay
+    the shipped ones."""
+    import yaml
+
+    source = EXAMPLES / "scenarios" / f"{name}.yaml"
+    data = yaml.safe_load(source.read_text())
+    data["target"].update(kubeconfig=str(kubeconfig), cluster_uid=api.kube_system_uid, signals=str(PROFILE))
+    data["target"]["prometheus"]["url"] = api.traffic.url if api.traffic else "http://127.0.0.1:9"
+    data["target"]["partition"]["verify_timeout"] = "10s"
+    data["target"].update(target or {})
+    data["experiment"]["file"] = str((source.parent / data["experiment"]["file"]).resolve())
+    data["slos"] = [str((source.parent / s).resolve()) for s in data["slos"]]
+    if name == "gpu-node-loss":
+        data["experiment"]["configuration"]["node"] = "us-east-1"
+    data["load"] = {"users": 2, "spawn_rate": 2}
+    data.update(sections)
+    path = out / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

@@ -374,6 +374,7 @@ class FakeKubeAPI:
         self._denied: set[tuple[str, str, str]] = set()
         self._holds: list[_Hold] = []
         self.requests: list[Logged] = []
+        self.traffic: Any = None  # the Prometheus-side stand-in a test pairs with it (tests/k8s/traffic.py)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None

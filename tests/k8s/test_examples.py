@@ -1,5 +1,5 @@
-"""examples/kubernetes: the scenarios parse (target per reliability/k8s/target.py, the rest per today's
-scenario format), the manifests say what the README says, and the RBAC grants exactly the verbs a plan
+"""examples/kubernetes: the scenarios are game-day scenarios (`prepare` accepts them), the manifests say
+what the README says, and the RBAC grants exactly the verbs a plan
 of every fault kind checks - no fewer (the run would fail) and no more (least privilege)."""
 
 from __future__ import annotations
@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 import yaml
 
+from reliability.gameday import prepare
+from reliability.k8s.experiment import fault_calls
 from reliability.k8s.plan import FaultCall, plan_faults
 from reliability.k8s.target import KubernetesTarget
-from reliability.scenario import Scenario, resolve
+from reliability.scenario import resolve
+from reliability.signals import load_profile
 from tests.k8s.conftest import make_state
 from tests.k8s.fakeapi import FakeKubeAPI
 
@@ -25,14 +28,22 @@ def _docs(name: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
-def test_example_scenarios_parse(path: Path) -> None:
-    data = yaml.safe_load(path.read_text())
-    target = KubernetesTarget.model_validate(data.pop("target"))
-    assert target.context and target.limits.max_nodes_per_fault == 1
-    scenario = Scenario.model_validate(data)
+def test_example_scenarios_are_game_day_scenarios(path: Path) -> None:
+    scenario, slos = prepare(path)  # every offline check of `gameday run`, the experiment's included
+    assert isinstance(scenario.target, KubernetesTarget) and scenario.target.context
+    assert scenario.target.limits.max_nodes_per_fault == 1
     assert scenario.experiment.configuration["faults_module"] == "reliability.k8s.faults"
-    for rel in [scenario.experiment.file, *scenario.slos]:
-        assert resolve(path, rel).is_file(), rel
+    assert load_profile(resolve(path, scenario.target.signals)).series["requests_by_region"]
+    calls = fault_calls(resolve(path, scenario.experiment.file), scenario.experiment.configuration)
+    assert [c.func for c in calls] == [EXPECTED[path.stem]]
+    assert slos
+
+
+EXPECTED = {
+    "gpu-node-loss": "kill_node",
+    "region-partition": "partition_region",
+    "model-failure": "fail_model",
+}
 
 
 def test_the_vllm_manifests_probe_as_the_reference_says() -> None:

@@ -205,6 +205,42 @@ def test_a_same_named_policy_made_by_someone_else_survives_the_heal(api: FakeKub
     assert Journal(state).active() == []
 
 
+def test_a_partition_counts_only_once_prometheus_shows_the_region_silent(
+    api: FakeKubeAPI, state: Path
+) -> None:
+    out = faults.partition_region(state, "eu-west")
+
+    assert out["verified"]["before_rps"] == 10.0 and out["verified"]["after_rps"] == 0.0
+    assert api.traffic.seen() == {"us-east": 10.0, "eu-west": 0.0}
+
+
+def test_a_partition_the_network_does_not_enforce_fails_and_is_undone(
+    api: FakeKubeAPI, kubeconfig: Path, tmp_path: Path
+) -> None:
+    """A CNI that keeps existing connections (or enforces no policy): the policy is stored, the
+    traffic goes on - the fault fails, saying so, and stays recorded for the rollback."""
+    state = make_state(api, tmp_path / "run", kubeconfig, partition={"verify_timeout": 2})
+    api.traffic.enforced = False
+
+    with pytest.raises(HarnessError, match="partition of region eu-west NOT in effect") as failed:
+        faults.partition_region(state, "eu-west")
+
+    assert "still shows 10.0 req/s of its traffic" in str(failed.value)
+    assert "Some CNIs do not cut existing connections" in str(failed.value)
+    assert len(api.list("networkpolicies")) == 1 and len(Journal(state).active()) == 1
+    faults.heal(state)
+    assert api.list("networkpolicies") == [] and Journal(state).active() == []
+
+
+def test_a_region_without_traffic_is_not_partitioned(api: FakeKubeAPI, state: Path) -> None:
+    api.traffic.rps["eu-west"] = 0.0
+    api.traffic.settle()
+
+    with pytest.raises(Refused, match=r"shows 0 req/s of traffic of region eu-west.*could not be verified"):
+        faults.partition_region(state, "eu-west")
+    assert mutations(api) == [] and Journal(state).entries() == []
+
+
 def test_a_pod_selector_matching_nothing_is_refused(
     api: FakeKubeAPI, kubeconfig: Path, tmp_path: Path
 ) -> None:

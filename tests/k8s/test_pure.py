@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client as k8s
@@ -177,3 +178,94 @@ def test_the_fake_enforces_conflicts_and_refuses_strategic_patches_to_custom_res
             )
         assert err.value.status == 415
         assert api.get("inferenceservices", "llama-isvc", "llm")["spec"] == INFERENCE_SERVICE["spec"]
+
+
+# ---------------------------------------------------------------- partition verification
+
+
+def test_a_region_rate_sums_its_series_by_region_or_gateway_server() -> None:
+    from reliability.k8s.verify import region_rate
+
+    samples = [
+        ({"server": "eu-west", "code": "2xx"}, 3.0),
+        ({"server": "eu-west", "code": "5xx"}, 1.0),
+        ({"region": "us-east", "code": "2xx"}, 7.0),
+        ({"server": "us-east", "code": "other"}, float("nan")),
+    ]
+    assert region_rate(samples, "eu-west") == 4.0
+    assert region_rate(samples, "us-east") == 7.0
+    assert region_rate(samples, "ap-south") is None  # no series: no evidence either way
+
+
+def test_waiting_for_silence_is_bounded_and_no_data_is_not_silence() -> None:
+    from reliability.k8s.verify import wait_stopped
+
+    now = [0.0]
+    values = iter([5.0, 2.0, 0.0])
+    assert wait_stopped(lambda: next(values), 0.0, 10, clock=lambda: now[0], sleep=_advance(now)) == (
+        True,
+        0.0,
+        2.0,
+    )
+    now[0] = 0.0
+    stopped, last, waited = wait_stopped(lambda: None, 0.0, 3, clock=lambda: now[0], sleep=_advance(now))
+    assert (stopped, last, waited) == (False, None, 3.0)
+
+
+def _advance(now: list[float]) -> Any:
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    return sleep
+
+
+# ---------------------------------------------------------------- experiments and Prometheus auth
+
+
+def test_the_faults_of_an_experiment_are_its_method_actions_substituted(tmp_path: Path) -> None:
+    from reliability.k8s.experiment import fault_calls
+
+    repo = Path(__file__).resolve().parents[2] / "experiments"
+    assert [c.model_dump() for c in fault_calls(repo / "gpu-node-loss.yaml", {"node": "n7"})] == [
+        {"func": "kill_node", "args": {"node": "n7", "mode": "xid79"}}
+    ]
+    assert [c.model_dump() for c in fault_calls(repo / "model-failure.yaml", {"target": "llm/vllm-a"})] == [
+        {"func": "fail_model", "args": {"target": "llm/vllm-a", "mode": "bad_version"}}
+    ]
+    assert fault_calls(repo / "kv-cache-pressure.yaml")[0].args == {
+        "target": "us-east",
+        "mode": "kv_cache_cut",
+        "fraction": 0.1,
+    }
+    with pytest.raises(InputError, match="'stall_replacements' has no Kubernetes mapping"):
+        fault_calls(repo / "replacement-stuck.yaml")
+
+
+def test_prometheus_auth_comes_from_the_environment_never_from_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from reliability.chaos.prom import prometheus_headers
+
+    state = tmp_path / "k8s-target.json"
+    target = {
+        "prometheus": {"url": "https://p", "bearer_token_env": "MY_TOKEN", "headers_env": {"X-Org": "ORG"}}
+    }
+    state.write_text(json.dumps({"kind": "kubernetes", "target": target}))
+    config = {"lab_state": str(state)}
+    for name in ("RELIABILITY_PROMETHEUS_HEADERS", "RELIABILITY_PROMETHEUS_BEARER_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MY_TOKEN", "s3cret")
+    monkeypatch.setenv("ORG", "tenant-1")
+    assert prometheus_headers(config) == {"Authorization": "Bearer s3cret", "X-Org": "tenant-1"}
+    assert "s3cret" not in state.read_text()
+    monkeypatch.delenv("MY_TOKEN")
+    with pytest.raises(InputError, match="environment variable MY_TOKEN is not set"):
+        prometheus_headers(config)
+    monkeypatch.setenv("RELIABILITY_PROMETHEUS_BEARER_TOKEN", "override")
+    assert prometheus_headers(config) == {"Authorization": "Bearer override"}
+    lab_state = tmp_path / "state.json"
+    lab_state.write_text(json.dumps({"prometheus_url": "http://p"}))
+    monkeypatch.delenv("RELIABILITY_PROMETHEUS_BEARER_TOKEN")
+    assert prometheus_headers({"lab_state": str(lab_state)}) == {}

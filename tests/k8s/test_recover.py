@@ -140,3 +140,23 @@ def test_chaosk8s_drains_on_the_named_kubeconfig_not_the_home_one(
         assert decoy.requests == []
     assert api.get("nodes", "us-east-3")["spec"].get("unschedulable")
     assert json.loads(Journal(state).path.read_text().splitlines()[-1])["op"] == "applied"
+
+
+def test_recover_without_the_state_file_reports_and_keeps_the_fault(api: FakeKubeAPI, state: Path) -> None:
+    """A cluster outlives its state file: recover must not take "file gone" for "fault gone"."""
+    actions.kill_node("us-east-1", mode="taint", state_file=str(state), configuration=CONFIG)
+    hidden = state.with_name("k8s-target.json.moved")
+    state.rename(hidden)
+
+    done = _recover(state.parent)
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"state file {state} is missing" in done.stdout and "may still be in place" in done.stdout
+    assert len(FaultLedger(ledger_for_state(state)).active()) == 1
+    assert api.get("nodes", "us-east-1")["spec"]["taints"]  # nothing sent, nothing cleared
+    assert api.mutations()[-1].method == "PATCH" and len(api.mutations()) == 1
+
+    hidden.rename(state)
+    assert _recover(state.parent).returncode == 0
+    assert not api.get("nodes", "us-east-1")["spec"].get("taints")
+    assert FaultLedger(ledger_for_state(state)).active() == []

@@ -59,7 +59,14 @@ def test_the_watch_records_cordons_readiness_and_our_policies(
         )
     assert w.written == len(read_events(events_path))
     by = {e["event"]: e for e in events}
-    assert events[0]["event"] == "watch_started" and events[0]["gpu_nodes"] == 6
+    # The baseline first: one node_state per GPU node (the capacity before any fault), then the start.
+    assert [e["event"] for e in events[:7]] == ["node_state"] * 6 + ["watch_started"]
+    assert events[6]["gpu_nodes"] == 6 and all(e["ready"] for e in events[:6])
+    assert {e["node"] for e in events[:6]} == {f"{r}-{i}" for r in ("us-east", "eu-west") for i in (1, 2, 3)}
+    # Capacity transitions of the drained node: out when cordoned, back when uncordoned (it is still
+    # not Ready, as the test's "kubelet" said, so it stays out until then).
+    states = [(e["ready"], e["reason"]) for e in events[7:] if e["event"] == "node_state"]
+    assert states == [(False, "cordoned")]
     assert by["node_cordoned"]["node"] == "us-east-1" and by["node_cordoned"]["region"] == "us-east"
     assert by["node_condition"] == {**by["node_condition"], "condition": "Ready", "status": "False"}
     assert by["pod_deleted"]["pod"] == "vllm-us-east-1"
@@ -93,13 +100,29 @@ def test_the_watch_is_bounded(api: FakeKubeAPI, state: Path, tmp_path: Path) -> 
 def test_transitions_are_pure_functions_of_two_versions() -> None:
     a = node("n1", "us-east")
     b = node("n1", "us-east", ready=False, unschedulable=True, taints=[{"key": "k", "effect": "NoExecute"}])
-    names = [e["event"] for e in node_events(a, b, "topology.kubernetes.io/region")]
-    assert names == ["node_condition", "node_cordoned", "node_tainted"]
-    assert [e["event"] for e in node_events(b, a, "topology.kubernetes.io/region")] == [
-        "node_condition",
-        "node_uncordoned",
-        "node_untainted",
-    ]
+    down = node_events(a, b, "topology.kubernetes.io/region")
+    assert [e["event"] for e in down] == ["node_condition", "node_cordoned", "node_tainted", "node_state"]
+    assert down[-1] == {
+        "event": "node_state",
+        "node": "n1",
+        "region": "us-east",
+        "ready": False,
+        "reason": "not Ready",
+    }
+    up = node_events(b, a, "topology.kubernetes.io/region")
+    assert [e["event"] for e in up] == ["node_condition", "node_uncordoned", "node_untainted", "node_state"]
+    assert up[-1]["ready"] is True
+    tainted = node("n1", "us-east", taints=[{"key": "gpu-lost", "effect": "NoExecute"}])
+    assert node_events(a, tainted, "r")[-1] == {**node_events(a, tainted, "r")[-1], "ready": False}
+    assert node_events(a, tainted, "r")[-1]["reason"] == "tainted gpu-lost"
+    assert node_events(None, a, "r")[-1]["event"] == "node_state"
+    assert node_events(a, None, "r")[-1] == {
+        "event": "node_state",
+        "node": "n1",
+        "region": None,
+        "ready": False,
+        "reason": "deleted",
+    }
     assert node_events(a, a, "topology.kubernetes.io/region") == []
     p1, p2 = pod("p", "llm", "n1", ready=False), pod("p", "llm", "n1", ready=True)
     assert pod_events(None, p1, lambda n: "us-east") == []  # created not ready: nothing yet
