@@ -37,8 +37,13 @@ def recovery(
     hold_s: float,
     last_bad: np.ndarray | None = None,
     step: float = 1.0,
+    impact_by: float | None = None,
 ) -> Recovery:
-    """Over samples at/after injection. `unmeasured` when no sample says anything (all unknown)."""
+    """Over samples at/after injection. `unmeasured` when no sample says anything (all unknown).
+
+    `impact_by`: an SLI that first leaves its objective only after this moment (the fault removed
+    and the hold past) was not hurt by the fault - a blip of its own - and is `no_impact`, said so.
+    """
     ts = np.asarray(ts, dtype=float)
     status = np.asarray(status, dtype=int)
     keep = ts + step > inject_ts  # the sample the injection falls in belongs to the fault
@@ -51,6 +56,13 @@ def recovery(
     if bad_idx.size == 0:
         return Recovery("no_impact", None, detail="never left its objective")
     impact_start = max(float(ts[bad_idx[0]]), inject_ts)
+    if impact_by is not None and impact_start >= impact_by:
+        return Recovery(
+            "no_impact",
+            None,
+            detail=f"never left its objective during the fault (a blip {impact_start - inject_ts:.0f} s "
+            "after injection, once the fault was gone, is not the fault's)",
+        )
     end_of_data = float(ts[-1]) + step
     for i in np.flatnonzero(status == GOOD):
         if i <= bad_idx[0]:
@@ -72,7 +84,9 @@ def recovery(
     return Recovery("unrecovered", None, impact_start, detail="not back within objective and held")
 
 
-def rto_from_seconds(frame: pd.DataFrame, inject_ts: float, hold_s: float) -> Recovery:
+def rto_from_seconds(
+    frame: pd.DataFrame, inject_ts: float, hold_s: float, impact_by: float | None = None
+) -> Recovery:
     """`recovery()` over a per-second SLI frame (`reliability.analysis.sli.per_second`)."""
     if frame.empty:
         return Recovery("unmeasured", None, detail="no client data")
@@ -82,11 +96,16 @@ def rto_from_seconds(frame: pd.DataFrame, inject_ts: float, hold_s: float) -> Re
         inject_ts,
         hold_s,
         frame["last_bad_ts"].to_numpy(dtype=float) if "last_bad_ts" in frame else None,
+        impact_by=impact_by,
     )
 
 
 def rto_from_series(
-    series: pd.DataFrame, inject_ts: float, max_error_ratio: float, hold_s: float
+    series: pd.DataFrame,
+    inject_ts: float,
+    max_error_ratio: float,
+    hold_s: float,
+    impact_by: float | None = None,
 ) -> Recovery:
     """The same over a Prometheus error-ratio series (`ts`/`timestamp`, `value`): a sample within
     `max_error_ratio` is good, above it bad, NaN (no traffic in the window) unknown."""
@@ -97,7 +116,7 @@ def rto_from_series(
     status = np.where(np.isnan(values), UNKNOWN, np.where(values <= max_error_ratio + 1e-12, GOOD, BAD))
     ts = frame["ts"].astype(float).to_numpy()
     step = float(np.min(np.diff(np.unique(ts)))) if np.unique(ts).size > 1 else 1.0
-    return recovery(ts, status, inject_ts, hold_s, step=step)
+    return recovery(ts, status, inject_ts, hold_s, step=step, impact_by=impact_by)
 
 
 def capacity_rto(series: pd.DataFrame, inject_ts: float, hold_s: float) -> Recovery:

@@ -183,7 +183,7 @@ def _prometheus_budget(data: RunData, slo: SLO, span: float) -> tuple[float | No
     return spent, f"Prometheus: slo:sli_error_events / slo:sli_total_events integrated over {span:.0f} s"
 
 
-def judge_slis(data: RunData, inject: float) -> list[SliResult]:
+def judge_slis(data: RunData, inject: float, fault_end: float | None = None) -> list[SliResult]:
     out: list[SliResult] = []
     load = data.load
     hold = data.scenario.phases.recovered_hold
@@ -193,7 +193,20 @@ def judge_slis(data: RunData, inject: float) -> list[SliResult]:
         spec = client_spec(slo)
         objective = float(slo.objective_ratio)
         prom, prom_evidence = _prometheus_sli(data, slo)
-        prom_rec = analysis.rto_from_series(prom, inject, 1.0 - objective, hold) if prom is not None else None
+        # The fault's impact starts while it is in place (or right after it is removed); an SLI that
+        # first leaves its objective later had a blip of its own.
+        impact_by = None if fault_end is None else fault_end + hold
+        prom_rec = (
+            analysis.rto_from_series(
+                prom,
+                inject,
+                1.0 - objective,
+                hold,
+                None if impact_by is None else impact_by + base_window(slo),
+            )
+            if prom is not None
+            else None
+        )
         seconds = analysis.per_second(load, spec) if spec is not None and not load.empty else None
         measured_by_client = seconds is not None and bool((seconds["status"] >= 0).any())
         result: dict[str, Any] = {
@@ -208,7 +221,7 @@ def judge_slis(data: RunData, inject: float) -> list[SliResult]:
         if measured_by_client:
             assert seconds is not None and spec is not None
             share, _ = analysis.baseline_share(seconds, start + BASELINE_WARMUP_S, inject)
-            rec = analysis.rto_from_seconds(seconds, inject, hold)
+            rec = analysis.rto_from_seconds(seconds, inject, hold, impact_by)
             if share is not None and share < objective:
                 rec = analysis.Recovery("baseline_violated", None, detail="baseline outside objective")
             bad, total = analysis.sli.bad_and_total(load, spec)
@@ -342,7 +355,23 @@ def _first_seen(
     return float(hits["timestamp"].min()) if not hits.empty else None
 
 
+def observed_load(data: RunData) -> None:
+    """The load generator's seconds up to the end of the observation: the last seconds, while the
+    load was being stopped, are partial and say nothing about the service."""
+    observed = next(
+        (
+            float(r["ts"])
+            for r in data.timeline
+            if r.get("event") == "gameday_phase" and r.get("name") == "observed"
+        ),
+        None,
+    )
+    if observed is not None and not data.load.empty:
+        data.load = data.load[data.load["ts"] + 1.0 <= observed].reset_index(drop=True)
+
+
 def analyse(data: RunData) -> RunResult:
+    observed_load(data)
     sc = data.scenario
     obj = sc.objectives
     info = data.info
@@ -374,7 +403,7 @@ def analyse(data: RunData) -> RunResult:
     if info and info.ended_ts:
         observed_until = max(observed_until, info.ended_ts)
 
-    slis = judge_slis(data, inject)
+    slis = judge_slis(data, inject, end)
     alerts_frame = data.series.get("alerts")
     alert_report = (
         analysis.analyse_alerts(alerts_frame, inject, end, expected, until=data.series_end)

@@ -311,3 +311,12 @@ def test_rpo_and_failed_writes() -> None:
     assert r is not None and r.lost_writes == 2 and r.rpo_seconds == pytest.approx(1.0)
     failed = analysis.failed_writes(writes, T0 + 2.9)
     assert failed.count == 3 and failed.span_seconds == pytest.approx(1.0)
+
+
+def test_a_blip_after_the_fault_was_removed_is_not_the_faults_impact() -> None:
+    frame = stats(60, [(40, 41)])  # one bad second, long after a fault that ended at 20
+    rec = analysis.rto_from_seconds(analysis.per_second(frame, AVAIL), T0 + 10, 5, impact_by=T0 + 25)
+    assert rec.status == "no_impact" and "blip" in rec.detail
+    during = stats(60, [(12, 15)])
+    rec = analysis.rto_from_seconds(analysis.per_second(during, AVAIL), T0 + 10, 5, impact_by=T0 + 25)
+    assert rec.status == "recovered"
