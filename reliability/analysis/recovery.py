@@ -38,8 +38,14 @@ def recovery(
     last_bad: np.ndarray | None = None,
     step: float = 1.0,
     impact_by: float | None = None,
+    counts: tuple[np.ndarray, np.ndarray, float] | None = None,
 ) -> Recovery:
     """Over samples at/after injection. `unmeasured` when no sample says anything (all unknown).
+
+    With `counts` (total and bad events per sample, and the objective), "held" means what an SLO
+    means: over the `hold_s` that follow, the SLI meets its objective - so a lone noisy second in
+    the hold (two slow token gaps too many) does not restart the clock, while any second that served
+    nothing does. Without counts (a Prometheus ratio series), every sample of the hold must be good.
 
     `impact_by`: an SLI that first leaves its objective only after this moment (the fault removed
     and the hold past) was not hurt by the fault - a blip of its own - and is `no_impact`, said so.
@@ -64,17 +70,33 @@ def recovery(
             "after injection, once the fault was gone, is not the fault's)",
         )
     end_of_data = float(ts[-1]) + step
+    if counts is not None:
+        total, bad = (np.asarray(a, dtype=float)[keep] for a in counts[:2])
+        objective = counts[2]
     for i in np.flatnonzero(status == GOOD):
         if i <= bad_idx[0]:
             continue
         prev_bad = bad_idx[bad_idx < i]
-        later_bad = bad_idx[bad_idx > i]
-        # Only the first good sample after a bad one can start a recovery.
-        if np.any(status[prev_bad[-1] + 1 : i] == GOOD):
-            continue
-        run_end = float(ts[later_bad[0]]) if later_bad.size else end_of_data
-        if run_end - float(ts[i]) < hold_s:
-            continue
+        if counts is None:
+            # Only the first good sample after a bad one can start a recovery; none bad may follow.
+            if np.any(status[prev_bad[-1] + 1 : i] == GOOD):
+                continue
+            later_bad = bad_idx[bad_idx > i]
+            run_end = float(ts[later_bad[0]]) if later_bad.size else end_of_data
+            if run_end - float(ts[i]) < hold_s:
+                continue
+        else:
+            if float(ts[i]) + hold_s > end_of_data + 1e-9:
+                break  # not observed long enough to say it held
+            window = (ts >= ts[i]) & (ts < ts[i] + hold_s)
+            served_nothing = np.any(window & (status == BAD) & (total <= 0))
+            events = float(total[window].sum())
+            if (
+                served_nothing
+                or events <= 0
+                or (events - float(bad[window].sum())) / events < objective - 1e-12
+            ):
+                continue
         recovered = float(ts[i])
         j = prev_bad[-1]
         if last_bad is not None and j == i - 1 and np.isfinite(last_bad[j]):
@@ -85,9 +107,14 @@ def recovery(
 
 
 def rto_from_seconds(
-    frame: pd.DataFrame, inject_ts: float, hold_s: float, impact_by: float | None = None
+    frame: pd.DataFrame,
+    inject_ts: float,
+    hold_s: float,
+    impact_by: float | None = None,
+    objective: float | None = None,
 ) -> Recovery:
-    """`recovery()` over a per-second SLI frame (`reliability.analysis.sli.per_second`)."""
+    """`recovery()` over a per-second SLI frame (`reliability.analysis.sli.per_second`); with the
+    SLO's `objective`, the hold is judged on the events it holds (see `recovery`)."""
     if frame.empty:
         return Recovery("unmeasured", None, detail="no client data")
     return recovery(
@@ -97,6 +124,9 @@ def rto_from_seconds(
         hold_s,
         frame["last_bad_ts"].to_numpy(dtype=float) if "last_bad_ts" in frame else None,
         impact_by=impact_by,
+        counts=None
+        if objective is None
+        else (frame["total"].to_numpy(dtype=float), frame["bad"].to_numpy(dtype=float), objective),
     )
 
 

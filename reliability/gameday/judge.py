@@ -33,7 +33,7 @@ class LiveJudge:
         out = []
         for spec in self.specs:
             seconds = analysis.per_second(load, spec)
-            rec = analysis.rto_from_seconds(seconds, inject_ts, self.hold_s)
+            rec = analysis.rto_from_seconds(seconds, inject_ts, self.hold_s, objective=spec.objective)
             out.append(SliState(spec.slo, rec.status, rec.rto_seconds))
         return out
 

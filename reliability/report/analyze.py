@@ -221,7 +221,7 @@ def judge_slis(data: RunData, inject: float, fault_end: float | None = None) -> 
         if measured_by_client:
             assert seconds is not None and spec is not None
             share, _ = analysis.baseline_share(seconds, start + BASELINE_WARMUP_S, inject)
-            rec = analysis.rto_from_seconds(seconds, inject, hold, impact_by)
+            rec = analysis.rto_from_seconds(seconds, inject, hold, impact_by, objective)
             if share is not None and share < objective:
                 rec = analysis.Recovery("baseline_violated", None, detail="baseline outside objective")
             bad, total = analysis.sli.bad_and_total(load, spec)

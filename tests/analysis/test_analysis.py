@@ -320,3 +320,16 @@ def test_a_blip_after_the_fault_was_removed_is_not_the_faults_impact() -> None:
     during = stats(60, [(12, 15)])
     rec = analysis.rto_from_seconds(analysis.per_second(during, AVAIL), T0 + 10, 5, impact_by=T0 + 25)
     assert rec.status == "recovered"
+
+
+def test_a_noisy_second_in_the_hold_does_not_restart_it_but_a_relapse_does() -> None:
+    frame = stats(60, [(10, 15)], rps=100)
+    frame.loc[18, "failures"] = 2  # 2% in one second: the 5 s hold still meets 99%
+    seconds = analysis.per_second(frame, AVAIL)
+    rec = analysis.rto_from_seconds(seconds, T0 + 10, 5, objective=0.99)
+    assert rec.recovered_ts == pytest.approx(T0 + 14.3)
+    strict = analysis.rto_from_seconds(seconds, T0 + 10, 5)
+    assert strict.recovered_ts == pytest.approx(T0 + 19)
+    frame.loc[18, "failures"] = 50  # a real relapse: the hold fails
+    rec = analysis.rto_from_seconds(analysis.per_second(frame, AVAIL), T0 + 10, 5, objective=0.99)
+    assert rec.recovered_ts == pytest.approx(T0 + 18.3)
