@@ -76,8 +76,9 @@ class SLOBudget(_Strict):
     reasons: list[str] = Field(description="Why the report is not valid; empty when valid.")
     notes: list[str] = Field(description="Remarks that do not invalidate the numbers.")
     data_since: datetime | None = Field(
-        description="First evaluation step in the window at which the SLI's total-events query (raw "
-        "SLIs: the error-ratio query) had data; the window start when the data covers the window."
+        description="First probe step in the window at which the SLI's total-events query (raw SLIs: "
+        "the error-ratio query) had data; within 1/720 of the window of its start when the data covers "
+        "the window, to a few seconds otherwise."
     )
     events: Events | None = Field(description="None for raw-ratio SLIs (events unknown) or without data.")
     sli: float | None = Field(description="Good share over the window.")
