@@ -8,6 +8,7 @@ were written with), and a live exporter scraped once a second for the alerts.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -399,22 +400,26 @@ def failing_service() -> Iterator[str]:
         thread.join(timeout=5)
 
 
-def wait_for_alert(url: str, name: str, timeout_s: float = 20) -> None:
+def wait_for_firing(url: str, name: str, timeout_s: float = 20) -> int:
+    """A whole second at which Prometheus has `name` firing (the report is asked about that time:
+    "now" truncated to the second could fall just before the alert's first evaluation)."""
     deadline = time.monotonic() + timeout_s
+    query = f'ALERTS{{alertname="{name}", alertstate="firing"}}'
     while time.monotonic() < deadline:
-        r = requests.get(f"{url}/api/v1/query", params={"query": f'ALERTS{{alertname="{name}"}}'}, timeout=5)
-        if r.json()["data"]["result"]:
-            return
+        r = requests.get(f"{url}/api/v1/query", params={"query": query}, timeout=5)
+        result = r.json()["data"]["result"]
+        if result:
+            return math.ceil(float(result[0]["value"][0]))
         time.sleep(0.5)
-    raise AssertionError(f"{name} never became active")
+    raise AssertionError(f"{name} never fired")
 
 
 def test_live_burn_policy_and_firing_alert(tmp_path: Path, failing_service: str) -> None:
     rules = compile_paths([SPEC], tmp_path / "rules.yaml")
     targets = [ScrapeTarget("lab", failing_service)]
     with LocalPrometheus(tmp_path / "prom", targets=targets, rule_files=[rules]) as prom:
-        wait_for_alert(prom.url, "LabHighErrorRate")
-        result = run_cli("slo", "budget", str(SPEC), "--prometheus", prom.url, "--json")
+        at = wait_for_firing(prom.url, "LabHighErrorRate")
+        result = run_cli("slo", "budget", str(SPEC), "--prometheus", prom.url, "--json", "--at", str(at))
     assert result.returncode == 0, result.stderr
     report = by_name(json.loads(result.stdout))
     avail = report["availability"]
