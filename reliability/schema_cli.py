@@ -16,6 +16,7 @@ SCHEMAS: dict[str, str] = {
     "lab": "reliability.lab.config:lab_json_schema",
     "scenario": "reliability.scenario:scenario_json_schema",
     "runbook": "reliability.runbooks.models:runbook_json_schema",
+    "slo-budget": "reliability.slo.budget_model:budget_json_schema",
 }
 
 

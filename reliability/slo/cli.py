@@ -93,16 +93,27 @@ def test(
 def budget(
     files: Files,
     prometheus: Annotated[str, typer.Option("--prometheus", help="Prometheus base URL.")],
-    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON instead of a table (`reliability schema slo-budget`).")
+    ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Evaluate at this time (Unix seconds or ISO 8601; default now)."),
+    ] = None,
+    default_period: PeriodOpt = None,
 ) -> None:
-    """Error budget status of each SLO from a live Prometheus."""
-    import json
-
-    from reliability.slo.budget import budget_report, render_table
+    """Error budget of each SLO over its window, from a live Prometheus (server-side numbers):
+    events, SLI, budget and remaining minutes, burn rate per policy step and alert window, and
+    whether the data covers the window. Auth: RELIABILITY_PROMETHEUS_BEARER_TOKEN or
+    RELIABILITY_PROMETHEUS_HEADERS (a JSON object)."""
+    from reliability.slo.budget import budget_report, parse_at
     from reliability.slo.loader import load_slo_files
 
-    report = budget_report(load_slo_files(files), prometheus)
+    when = None if at is None else parse_at(at)
+    report = budget_report(load_slo_files(files, default_period), prometheus, when)
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        typer.echo(report.model_dump_json(indent=2))
     else:
+        from reliability.slo.budget_table import render_table
+
         render_table(report)
