@@ -40,12 +40,13 @@ def rows(t: Truth) -> list[tuple[str, str, float | None, float | None]]:
                     (r.get("capacity") or {}).get("rto_prometheus_seconds")))  # fmt: skip
     if t.rpo_truth is not None:
         out.append((t.name, "rpo", t.rpo_truth, (r.get("rpo") or {}).get("rpo_seconds")))
-    if t.locust_totals is not None:
-        avail = next((s for s in r["slis"] if s["client_sli"] == "availability"), {})
+    if t.locust_totals is not None and t.client_totals is not None:
         out.append(
-            (t.name, "requests (Locust's count)", float(t.locust_totals[0]), avail.get("total_events"))
+            (t.name, "requests (Locust's count)", float(t.locust_totals[0]), float(t.client_totals[0]))
         )
-        out.append((t.name, "failures (Locust's count)", float(t.locust_totals[1]), avail.get("bad_events")))
+        out.append(
+            (t.name, "failures (Locust's count)", float(t.locust_totals[1]), float(t.client_totals[1]))
+        )
     return out
 
 

@@ -81,6 +81,21 @@ def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
     return frame[name].astype(float).fillna(0.0).to_numpy()
 
 
+def _client_errors(frame: pd.DataFrame) -> np.ndarray:
+    """Requests answered with a 4xx status in each second (from the per-second `codes`)."""
+    if "codes" not in frame:
+        return np.zeros(len(frame), dtype=float)
+    return np.asarray(
+        [
+            sum(int(n) for code, n in (c or {}).items() if str(code).startswith("4"))
+            if isinstance(c, dict)
+            else 0
+            for c in frame["codes"]
+        ],
+        dtype=float,
+    )
+
+
 def _times(frame: pd.DataFrame, name: str) -> np.ndarray:
     if name not in frame:
         return np.full(len(frame), np.nan)
@@ -91,7 +106,9 @@ def _events(frame: pd.DataFrame, spec: SliSpec) -> tuple[np.ndarray, np.ndarray,
     """(total, bad, time of the second's last bad event or NaN) per row."""
     nan = np.full(len(frame), np.nan)
     if spec.kind == "availability":
-        return _column(frame, "requests"), _column(frame, "failures"), _times(frame, "last_failure_ts")
+        # A 4xx is the client's error, not the service's: an availability SLO counts server errors.
+        failures = np.maximum(_column(frame, "failures") - _client_errors(frame), 0.0)
+        return _column(frame, "requests"), failures, _times(frame, "last_failure_ts")
     if spec.kind == "quality":
         return _column(frame, "judged"), _column(frame, "wrong"), _times(frame, "last_wrong_ts")
     if spec.kind == "goodput":

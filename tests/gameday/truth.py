@@ -20,6 +20,7 @@ import yaml
 
 from reliability.lab import Lab, load_lab_config
 from reliability.lab.events import read_events
+from reliability.load.reader import read_load_stats
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "scenarios"
@@ -50,7 +51,8 @@ class Truth:
     rto_truth: dict[str, float] = field(default_factory=dict)  # SLO -> RTO
     capacity_truth: float | None = None
     rpo_truth: float | None = None
-    locust_totals: tuple[int, int] | None = None
+    locust_totals: tuple[int, int] | None = None  # Locust's own aggregate
+    client_totals: tuple[int, int] | None = None  # ours: load_stats.jsonl over the whole run
 
 
 def scenario_copy(
@@ -91,6 +93,8 @@ def run_with_truth(name: str, tmp_path: Path, rng: random.Random, timeout_s: flo
         fault = next(e for e in events if e["event"] in FAULT_EVENTS)
         truth = Truth(name, result, EXPECT.get(name, Expect()), float(fault["ts"]), timings)
         truth.locust_totals = locust_totals(tmp_path / "run")
+        load = read_load_stats(tmp_path / "run" / "load_stats.jsonl")
+        truth.client_totals = (int(load["requests"].sum()), int(load["failures"].sum()))
         inject = result["inject_ts"]
         for det in result["detection"]:
             truth.alert_truth[det["severity"]] = (
@@ -137,10 +141,10 @@ def rto_truth(
         put("time-to-first-token", cleared)
     elif name == "slow-decode":
         put("inter-token-latency", cleared)
-    elif name == "gateway-without-health-checks":
-        put("availability", _first(events, "node_removed", inject, node="us-east-1"))
-    elif name.startswith("gpu-node-loss") or name == "replacement-stuck":
-        # The streams the lost GPU carried fail when it goes: the gateway ejects it at once.
+    elif name.startswith("gpu-node-loss") or name in ("replacement-stuck", "gateway-without-health-checks"):
+        # Requests fail until the gateway stops sending to the lost GPU: its health checks eject it
+        # at once - or, without health checks, the controller takes it out (maintenance) when its
+        # replacement is ready.
         put("availability", _first(events, "gateway_server_down", inject, server="us-east-1"))
     return out
 
