@@ -78,6 +78,8 @@ class KubeStateCollector(Collector):
                 taint.add_metric([n.name, "node.kubernetes.io/unschedulable", "", "NoSchedule"], 1.0)
             if n.conditions.get("GPUUnhealthy"):
                 taint.add_metric([n.name, "nvidia.com/gpu-unhealthy", "true", "NoExecute"], 1.0)
+            if n.status == "drained":
+                continue  # its pod was evicted: the node stays, cordoned, without one
             pod = pod_name(n.name)
             uid = f"uid-{pod}"
             pod_info.add_metric([NAMESPACE, pod, uid, n.name, "ReplicaSet"], 1.0)

@@ -72,7 +72,7 @@ class Node:
 
     @property
     def serving(self) -> bool:
-        return not self.standby and self.status not in ("replaced", "stopped")
+        return not self.standby and self.status not in ("drained", "replaced", "stopped")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -90,6 +90,10 @@ class Node:
             api_url=self.plan.api_url,
             agent_url=self.plan.agent_url,
         )
+
+
+# The nodes whose heartbeats the controller watches (a drained node is out of service already).
+HEARTBEATING = ("loading", "ready", "unhealthy", "cordoned")
 
 
 class GatewayOps:
@@ -166,7 +170,7 @@ class NodeController:
 
     def node(self, name: str) -> Node:
         node = self.nodes.get(name)
-        if node is None or node.status in ("replaced", "stopped"):
+        if node is None or node.status in ("drained", "replaced", "stopped"):
             known = ", ".join(n.name for n in self.serving())
             raise FaultError(f"unknown node {name!r}; serving nodes are {known}")
         return node
@@ -180,7 +184,7 @@ class NodeController:
         return [self.node(target)]
 
     def all_ready(self) -> bool:
-        return all(n.ready for n in self.nodes.values() if n.status not in ("replaced", "stopped"))
+        return all(n.ready for n in self.nodes.values() if n.status not in ("drained", "replaced", "stopped"))
 
     def stop_all(self) -> None:
         procs = [n.proc for n in self.nodes.values() if n.proc is not None and n.proc.poll() is None]
@@ -229,7 +233,7 @@ class NodeController:
         cfg = self.config.controller
         while True:
             started = time.monotonic()
-            nodes = [n for n in self.nodes.values() if n.status not in ("replaced", "stopped", "lost")]
+            nodes = [n for n in self.nodes.values() if n.status in HEARTBEATING]
             await asyncio.gather(*(self.check(n) for n in nodes))
             await asyncio.sleep(max(0.0, cfg.heartbeat_interval_s - (time.monotonic() - started)))
 
@@ -309,8 +313,8 @@ class NodeController:
         task.add_done_callback(self._tasks.discard)
 
     async def replace(self, old: Node) -> None:
-        """A standby takes over, or a new node is provisioned; the old node stays (cordoned, still
-        reporting its Xid) until its replacement is ready, then it is drained and removed."""
+        """A standby takes over, or a new node is provisioned; the old node stays in the gateway's
+        pool (ejected by its health checks, if it has any) until its replacement is ready."""
         if old.replacing or old.standby:
             return
         old.replacing = True
@@ -352,16 +356,36 @@ class NodeController:
         self.event("replacement_ready", node=standby.name, region=standby.region, replaces=old.name)
 
     async def _retire(self, old: Node) -> None:
-        """Fence the old node (it may still be running, e.g. reporting its Xid) and remove it."""
+        """Take the old node out of the gateway. A node whose GPU failed is drained and kept,
+        cordoned, its DCGM exporter still reporting the Xid - as on a real cluster, where it waits
+        for a GPU reset or an RMA - until `heal` repairs it away (`remove_drained`). A lost node
+        (it may still be running, hung) is fenced and removed now."""
         with contextlib.suppress(Exception):
             await self.gateways.remove_node(old.plan)
+        if old.alive() and old.conditions.get("GPUUnhealthy"):
+            old.status = "drained"
+            self.event("node_drained", node=old.name, region=old.region, reason="awaiting GPU repair")
+            return
+        await self._remove(old, mode="fenced")
+
+    async def remove_drained(self) -> list[str]:
+        """The repair of every drained node: it leaves the cluster (`heal`)."""
+        drained = [n for n in self.nodes.values() if n.status == "drained"]
+        for node in drained:
+            await self._remove(node, mode="repaired")
+        if drained:
+            self.on_change()
+        return [n.name for n in drained]
+
+    async def _remove(self, old: Node, mode: str) -> None:
         if old.alive():
             assert old.proc is not None
             old.proc.kill()
             await asyncio.get_running_loop().run_in_executor(None, old.proc.wait)
-            self.event("node_killed", node=old.name, region=old.region, mode="fenced")
+            if mode == "fenced":  # a repair is no kill: nothing was serving there any more
+                self.event("node_killed", node=old.name, region=old.region, mode=mode)
         old.status = "replaced"
-        self.event("node_removed", node=old.name, region=old.region)
+        self.event("node_removed", node=old.name, region=old.region, reason=mode)
 
     async def unstall(self, region: str) -> None:
         """Heal of a stuck replacement: start its model load again, now at the normal pace."""

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from reliability.files import write_json_atomic
 
 Phase = Literal["starting", "ready", "stopping", "down", "teardown_failed"]
-NodeStatus = Literal["loading", "ready", "unhealthy", "cordoned", "lost", "replaced", "stopped"]
+# drained: replaced and out of the gateway, kept cordoned (its GPU awaiting repair) until healed.
+NodeStatus = Literal["loading", "ready", "unhealthy", "cordoned", "drained", "lost", "replaced", "stopped"]
 
 
 class _Model(BaseModel):

@@ -279,7 +279,9 @@ class Supervisor:
             if n.status in ("replaced", "stopped"):
                 continue
             labels = {"region": n.region, "node": n.name}
-            out.append(ScrapeTarget("vllm", self.fabric.scrape_address(n.region, n.plan.api_port), labels))
+            if n.status != "drained":  # a drained node's serving pod was evicted; its DCGM exporter stays
+                api = self.fabric.scrape_address(n.region, n.plan.api_port)
+                out.append(ScrapeTarget("vllm", api, labels))
             out.append(
                 ScrapeTarget("dcgm-exporter", self.fabric.scrape_address(n.region, n.plan.agent_port), labels)
             )
@@ -399,6 +401,7 @@ class Supervisor:
         for region in sorted(self.partitioned):
             await self.heal_partition(region)
             healed.append(f"partition:{region}")
+        healed += [f"repaired:{name}" for name in await self.nodes.remove_drained()]
         self.save()
         return {"healed": healed}
 

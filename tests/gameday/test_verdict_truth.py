@@ -58,15 +58,8 @@ def check(t: Truth) -> None:
             t.rpo_truth,
         )
     # Every request Locust counted itself is in the per-second stats, once.
-    assert t.locust_totals is not None and t.client_totals is not None
-    assert t.client_totals[0] == pytest.approx(t.locust_totals[0], rel=0.01, abs=2), (
-        t.client_totals,
-        t.locust_totals,
-    )
-    assert t.client_totals[1] == pytest.approx(t.locust_totals[1], rel=0.01, abs=2), (
-        t.client_totals,
-        t.locust_totals,
-    )
+    assert t.locust_totals is not None, "no final summary from Locust"
+    assert t.client_totals == t.locust_totals
     for name, verdict in expect.verdicts.items():
         assert _verdicts(r).get(name) == verdict, (name, _verdicts(r))
 

@@ -5,9 +5,9 @@ benchmarks/bench_verdict_truth.py."""
 
 from __future__ import annotations
 
-import csv
 import json
 import random
+import re
 import subprocess
 import sys
 import time
@@ -165,12 +165,11 @@ def first_firing(prometheus_url: str, alertname: str, severity: str, after: floa
 
 
 def locust_totals(run_dir: Path) -> tuple[int, int] | None:
-    """(requests, failures) from Locust's own aggregate (locust_stats.csv), or None."""
-    path = run_dir / "locust_stats.csv"
+    """(requests, failures) from Locust's own final summary (the `Aggregated` row it prints on
+    exit), or None. Not locust_stats.csv: Locust writes that before the requests still in flight
+    when it is stopped have ended, so it trails by about one request per user."""
+    path = run_dir / "locust.stderr"
     if not path.is_file():
         return None
-    with path.open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            if row.get("Name") == "Aggregated":
-                return int(row["Request Count"]), int(row["Failure Count"])
-    return None
+    rows = re.findall(r"^\s+Aggregated\s+(\d+)\s+(\d+)\(", path.read_text(errors="replace"), re.M)
+    return (int(rows[-1][0]), int(rows[-1][1])) if rows else None
