@@ -14,7 +14,7 @@ Public API:
   `.stats_path`, `.master_port` (distributed, once started).
   `user`: "openai-chat" | "openai-completions" | "oip-predict" (built-in users, `llm_locustfile`) or
   "locustfile" (the user's own `locustfile`, with our shape and stats writer attached). `user=None`
-  without a locustfile keeps the pre-twin POST /v1/predict user until the lab serves OpenAI.
+  without a locustfile: a plain POST /v1/predict user for `stub_server` (the load generator's tests).
   `user_rps` per user, 0 = closed loop (next request as soon as the last ended). Lengths: see
   `reliability.load.workload`; measurements and goodput: `reliability.load.measure`.
   `workers=N`: Locust master + N workers on loopback; `expect_workers=M`: the master also waits for

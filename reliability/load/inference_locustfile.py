@@ -1,6 +1,7 @@
-"""The pre-twin Locust user (run by Locust, never imported by the harness): `LoadRun(user=None)`
-without a locustfile, kept while the lab still serves /v1/predict; the LLM twin's users are in
-`llm_locustfile` (`oip-predict` replaces this one).
+"""A plain HTTP Locust user (run by Locust, never imported by the harness): `LoadRun(user=None)`
+without a locustfile. It drives `reliability.load.stub_server` in the load generator's own tests and
+its overhead benchmark (Locust's cost measured without the lab's); the LLM twin's users are in
+`llm_locustfile`.
 
 POST /v1/predict with {"inputs": [[floats]]}; any non-2xx answer or a network error is a failure.
 Timeouts are short so that a partitioned region shows up as failed seconds, not as a stall.

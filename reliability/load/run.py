@@ -26,7 +26,7 @@ UserKind = Literal["openai-chat", "openai-completions", "oip-predict", "locustfi
 USERS = ("openai-chat", "openai-completions", "oip-predict", "locustfile")
 _HERE = Path(__file__).resolve().parent
 LLM_LOCUSTFILE = _HERE / "llm_locustfile.py"
-# The pre-twin user (POST /v1/predict), kept while the lab still serves it (`user=None`).
+# A plain POST /v1/predict user (`user=None`), for `stub_server`: Locust measured without the lab.
 BUILTIN_LOCUSTFILE = _HERE / "inference_locustfile.py"
 SHAPE_LOCUSTFILE = _HERE / "shape_locustfile.py"
 USER_CLASSES = {
@@ -79,7 +79,7 @@ class LoadRun:
 
     Never imports locust here (gevent monkey-patching); Locust's own log goes to
     `out_dir/locust*.log`. Exit codes of Locust are not a verdict: the gate is the analysis.
-    `user=None` without a locustfile keeps the pre-twin POST /v1/predict user for today's callers.
+    `user=None` without a locustfile: a plain POST /v1/predict user, for `stub_server`.
     """
 
     def __init__(
