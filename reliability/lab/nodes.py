@@ -84,6 +84,7 @@ class Node:
             status=self.status,  # type: ignore[arg-type]
             ready=self.ready,
             unschedulable=self.unschedulable,
+            standby=self.standby,
             conditions=dict(self.conditions),
             model_version=self.model_version,
             replaces=self.plan.replaces,
@@ -127,6 +128,7 @@ class NodeController:
         self.model_faults: dict[str, dict[str, Any]] = {}  # target -> fault body
         self._tasks: set[asyncio.Task[None]] = set()
         self._rollout: asyncio.Task[None] | None = None
+        self._injecting: set[str] = set()  # nodes whose Xid is being injected right now
 
     # -- processes ---------------------------------------------------------------------------------
     def event(self, name: str, **fields: Any) -> None:
@@ -238,7 +240,11 @@ class NodeController:
         if self.partitioned(node.region):
             node.misses = 0  # the region's control plane is cut off with it: a partition is not node loss
             return
+        if node.name in self._injecting:
+            return
         status = await self.agent_status(node, max(0.2, cfg.heartbeat_interval_s))
+        if node.name in self._injecting:
+            return  # this answer may already carry the Xid being injected: the next beat will tell
         if status is None:
             if not node.answered:
                 # Still booting: a node that never joined is lost only after the boot timeout.
@@ -251,7 +257,15 @@ class NodeController:
             return
         node.misses, node.answered = 0, True
         node.model_version = str(status.get("model_version") or node.model_version)
+        # The Xid first: GPU health tooling's condition and cordon are the cause of the node's
+        # not-ready (one heartbeat sees both), and the event log must read in that order.
+        xid = int(status.get("last_xid") or 0)
+        if xid and xid != node.last_xid:
+            node.last_xid = xid
+            if xid in cfg.fatal_xids and not node.conditions.get("GPUUnhealthy"):
+                self.gpu_unhealthy(node, xid)
         ready = status.get("state") == "ready" and status.get("engine") in ("running", "hung")
+        ready = ready and not node.conditions.get("GPUUnhealthy")
         if ready != node.ready:
             node.ready = ready
             if node.status == "loading" and ready:
@@ -265,11 +279,6 @@ class NodeController:
                         "replacement_ready", node=node.name, region=node.region, replaces=node.plan.replaces
                     )
             self.on_change()
-        xid = int(status.get("last_xid") or 0)
-        if xid and xid != node.last_xid:
-            node.last_xid = xid
-            if xid in cfg.fatal_xids and not node.conditions.get("GPUUnhealthy"):
-                self.gpu_unhealthy(node, xid)
 
     def lose(self, node: Node, reason: str) -> None:
         """The node stopped reporting: NotReady (Unknown), its pod lost; replace it."""
@@ -388,8 +397,13 @@ class NodeController:
         if not mode.startswith("xid") or not mode[3:].isdigit():
             raise FaultError(f"unknown kill mode {mode!r}; use sigkill or xid<code> (e.g. xid79, xid48)")
         code = int(mode[3:])
-        await self.set_node_fault(node, {"mode": "xid", "code": code})
-        self.event("node_xid", node=name, region=node.region, xid=code)
+        # No heartbeat may see the Xid before it is logged as injected (ground truth in order).
+        self._injecting.add(name)
+        try:
+            await self.set_node_fault(node, {"mode": "xid", "code": code})
+            self.event("node_xid", node=name, region=node.region, xid=code)
+        finally:
+            self._injecting.discard(name)
         return {"node": name, "mode": mode, "xid": code}
 
     async def fail_model(self, target: str, body: dict[str, Any]) -> dict[str, Any]:
