@@ -4,7 +4,9 @@ Names, label names and the true/false/unknown triplet of conditions as kube-stat
 (`internal/store/node.go`, `pod.go`) has them, so alerts and the signals profile written on them
 work on a real cluster. Labels of nodes are exported as `label_<sanitised key>` the way
 `--metric-labels-allowlist=nodes=[topology.kubernetes.io/region,nvidia.com/gpu.present]` does.
-One serving pod (`vllm-<node>` in namespace `inference`) runs on each GPU node.
+One serving pod (`vllm-<node>` in namespace `inference`) runs on each GPU node. A warm standby's pod
+is in namespace `inference-standby` (a warm pool the Service does not select) until it is promoted,
+so that queries of serving capacity (ready pods in `inference`) never count it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from reliability.lab.state import NodeState
 
 NAMESPACE = "inference"
+STANDBY_NAMESPACE = "inference-standby"
 REGION_LABEL = "topology.kubernetes.io/region"
 GPU_LABEL = "nvidia.com/gpu.present"
 CONDITION_STATUSES = ("true", "false", "unknown")
@@ -79,11 +82,12 @@ class KubeStateCollector(Collector):
             if n.conditions.get("GPUUnhealthy"):
                 taint.add_metric([n.name, "nvidia.com/gpu-unhealthy", "true", "NoExecute"], 1.0)
             pod = pod_name(n.name)
-            uid = f"uid-{pod}"
-            pod_info.add_metric([NAMESPACE, pod, uid, n.name, "ReplicaSet"], 1.0)
+            namespace = STANDBY_NAMESPACE if n.standby else NAMESPACE
+            uid = f"uid-{namespace}-{pod}"
+            pod_info.add_metric([namespace, pod, uid, n.name, "ReplicaSet"], 1.0)
             ready = "true" if n.ready else "false"
             for status in CONDITION_STATUSES:
-                pod_ready.add_metric([NAMESPACE, pod, uid, status], 1.0 if status == ready else 0.0)
+                pod_ready.add_metric([namespace, pod, uid, status], 1.0 if status == ready else 0.0)
         yield from (labels, condition, unschedulable, taint, pod_info, pod_ready)
 
 
