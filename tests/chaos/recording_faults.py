@@ -37,8 +37,20 @@ def heal_partition(state: Path, region: str) -> dict[str, Any]:
     return _update(state, lambda f: f.pop(f"partition:{region}", None))
 
 
-def fail_model(state: Path, target: str, mode: str = "errors", rate: float = 1.0, latency_ms: int = 0) -> Any:
+def fail_model(state: Path, target: str, mode: str = "errors", **fields: Any) -> Any:
     return _update(state, lambda f: f.__setitem__(f"model:{target}", mode))
+
+
+def deploy_model(state: Path, target: str, version: str, failure: str = "errors") -> Any:
+    return _update(state, lambda f: f.__setitem__(f"model:{target}", f"deploy {version} ({failure})"))
+
+
+def stall_replacements(state: Path, region: str) -> dict[str, Any]:
+    return _update(state, lambda f: f.__setitem__(f"stall:{region}", True))
+
+
+def unstall_replacements(state: Path, region: str) -> dict[str, Any]:
+    return _update(state, lambda f: f.pop(f"stall:{region}", None))
 
 
 def restore_model(state: Path, target: str) -> dict[str, Any]:
