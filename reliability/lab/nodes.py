@@ -128,6 +128,7 @@ class NodeController:
         self.model_faults: dict[str, dict[str, Any]] = {}  # target -> fault body
         self._tasks: set[asyncio.Task[None]] = set()
         self._rollout: asyncio.Task[None] | None = None
+        self._rollout_target = ""
         self._injecting: set[str] = set()  # nodes whose Xid is being injected right now
 
     # -- processes ---------------------------------------------------------------------------------
@@ -418,8 +419,10 @@ class NodeController:
         return {"target": target, "nodes": applied}
 
     async def restore_model(self, target: str) -> dict[str, Any]:
-        if self._rollout is not None and not self._rollout.done():
-            self._rollout.cancel()
+        rollout = self._rollout
+        if rollout is not None and not rollout.done() and target in (self._rollout_target, "all"):
+            rollout.cancel()
+            self.event("model_rollout_cancelled", target=self._rollout_target)
         restored = []
         for node in self.targets(target):
             if node.alive() and node.status != "lost":
@@ -448,6 +451,7 @@ class NodeController:
         self.event("model_rollout_started", target=target, version=version, failure=failure)
         await self.set_node_fault(canary, body)
         self.event("model_rollout_canary", node=canary.name, region=canary.region, version=version)
+        self._rollout_target = target
         self._rollout = asyncio.ensure_future(self._analyse(canary, nodes[1:], target, version, body))
         return {"target": target, "version": version, "canary": canary.name}
 
@@ -475,12 +479,14 @@ class NodeController:
                         failures=failures,
                         reason="canary analysis failed",
                     )
+                    self.on_change()
                     return
             await asyncio.sleep(cfg.probe_interval_s)
         for node in rest:
             with contextlib.suppress(FaultError):
                 await self.set_node_fault(node, body)
         self.event("model_rollout_complete", target=target, version=version)
+        self.on_change()
 
     async def _answers_right(self, node: Node, case: GoldenCase) -> bool:
         from reliability.lab.prober import answer_text, golden_request
