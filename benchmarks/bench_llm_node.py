@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from reliability.lab.config import ModelConfig  # noqa: E402
+from reliability.lab.config import PredictorConfig  # noqa: E402
 from reliability.lab.llm.engine import EngineConfig  # noqa: E402
 from reliability.lab.llm.tinylm import LmConfig, write_checkpoint  # noqa: E402
 from reliability.lab.model import write_checkpoint as write_predictor  # noqa: E402
@@ -194,7 +194,7 @@ def main() -> None:
             "checkpoint": str(d / "lm.npz"),
             "sha256": write_checkpoint(d / "lm.npz", LmConfig()),
             "predictor_checkpoint": str(d / "mlp.npz"),
-            "predictor_sha256": write_predictor(d / "mlp.npz", ModelConfig()),
+            "predictor_sha256": write_predictor(d / "mlp.npz", PredictorConfig()),
             "served_model_name": "bench",
             "predictor_name": "predictor",
             "model_version": "v1",

@@ -6,6 +6,7 @@ scenario authors think in minutes while the harness works in seconds.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +17,8 @@ from reliability.errors import InputError
 from reliability.files import load_yaml, parse_model
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# No game-day duration is longer; past it a number is a typo (or `.inf`), not a plan.
+MAX_DURATION_S = 365 * 86400.0
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 
 
@@ -24,13 +27,21 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+        seconds = float(value)
+    elif isinstance(value, str):
         m = _DURATION.match(value)
         if m is None:
-            raise ValueError(f"invalid duration {value!r} (use seconds or e.g. '30s', '2m', '1h')")
-        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    return value
+            shown = repr(value) if len(repr(value)) <= 24 else repr(value)[:20] + "...'"
+            raise ValueError(f"invalid duration {shown} (use seconds or e.g. '30s', '2m', '1h')")
+        seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    else:
+        return value
+    if math.isnan(seconds):
+        raise ValueError("NaN is not a duration")
+    if math.isinf(seconds) or seconds > MAX_DURATION_S:
+        shown = repr(value) if len(repr(value)) <= 24 else repr(value)[:20] + "...'"
+        raise ValueError(f"duration {shown} is too long (at most {MAX_DURATION_S:.0f} s, a year)")
+    return seconds
 
 
 # Every duration is finite and bounded: a phase of `.inf` would hold a lab (and its faults) forever.
@@ -245,6 +256,12 @@ def load_scenario(path: Path) -> Scenario:
     if scenario.target.config:
         refs.append(("target.config", scenario.target.config))
     for field, rel in refs:
-        if not resolve(path, rel).is_file():
-            raise InputError(f"{path}: {field}", f"file not found: {rel}")
+        shown = rel if len(rel) <= 80 else rel[:77] + "..."
+        try:
+            found = resolve(path, rel).is_file()
+        except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise InputError(f"{path}: {field}", f"not a usable path ({reason}): {shown}") from exc
+        if not found:
+            raise InputError(f"{path}: {field}", f"file not found: {shown}")
     return scenario

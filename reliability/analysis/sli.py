@@ -99,11 +99,17 @@ def _events(frame: pd.DataFrame, spec: SliSpec) -> tuple[np.ndarray, np.ndarray,
         return requests, requests - np.minimum(_column(frame, "good"), requests), nan
     column = LATENCY_COLUMNS[spec.kind]
     assert spec.threshold_ms is not None
-    hists = frame[column] if column in frame else pd.Series([{}] * len(frame))
+    empty = pd.Series([{}] * len(frame))
+    hists = frame.get(column, empty)
+    # A request that failed after waiting longer than the TTFT threshold without a token missed the
+    # TTFT target too (its TTFT, had it come, would be longer still): a hung node is seen here.
+    censored = frame["ttft_censored_ms"] if spec.kind == "ttft" and "ttft_censored_ms" in frame else empty
     totals, bads = [], []
-    for raw in hists:
+    for raw, waited in zip(hists, censored, strict=True):
         h = histogram.as_hist(raw)
         n = histogram.count(h)
-        totals.append(n)
-        bads.append(n - histogram.count_at_or_below(h, spec.threshold_ms))
+        w = histogram.as_hist(waited)
+        too_long = histogram.count(w) - histogram.count_at_or_below(w, spec.threshold_ms)
+        totals.append(n + too_long)
+        bads.append(n - histogram.count_at_or_below(h, spec.threshold_ms) + too_long)
     return np.asarray(totals, dtype=float), np.asarray(bads, dtype=float), nan

@@ -124,3 +124,24 @@ def endpoint_healthy(
         return requests.get(base.rstrip("/") + path, timeout=timeout).status_code < 500
     except requests.RequestException:
         return False
+
+
+def node_health_green(
+    node: str,
+    path: str = "/health",
+    timeout: float = 2.0,
+    state_file: str | None = None,
+    configuration: Configuration = None,
+) -> bool:
+    """True when the lab node's own health endpoint answers 200 - what a load balancer's health
+    check sees. A gray failure keeps it green while the node fails its users."""
+    from reliability.lab.state import read_state
+
+    state = read_state(resolve_state_file(state_file, configuration))
+    found = next((n for n in state.nodes if n.name == node), None) if state is not None else None
+    if found is None or not found.api_url:
+        raise RuntimeError(f"no node {node!r} in the lab state")
+    try:
+        return requests.get(found.api_url + path, timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False

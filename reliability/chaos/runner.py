@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from reliability.errors import InputError
-from reliability.files import load_yaml, write_json_atomic
+from reliability.files import load_json, load_yaml, write_json_atomic
 from reliability.tools import signal_self_when_orphaned
 
 ROLLBACK_SETTINGS: dict[str, Any] = {"runtime": {"rollbacks": {"strategy": "always"}}}
@@ -44,17 +44,13 @@ class ExperimentRunSpec:
 
 
 def load_experiment(path: Path) -> dict[str, Any]:
-    data = load_yaml(Path(path)) if Path(path).suffix in (".yaml", ".yml") else _load_json(Path(path))
+    """The experiment as data: YAML or JSON, every reading problem a located InputError (files.py:
+    encodings, duplicate keys, alias bombs, nesting), and a mapping at the top."""
+    path = Path(path)
+    data = load_yaml(path) if path.suffix in (".yaml", ".yml") else load_json(path, "experiment")
     if not isinstance(data, dict):
         raise InputError(str(path), "a Chaos Toolkit experiment must be a mapping")
     return data
-
-
-def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(str(path), f"cannot read experiment: {exc}") from exc
 
 
 def validate_experiment(path: Path, overrides: dict[str, Any] | None = None) -> None:

@@ -25,7 +25,7 @@ from rich.console import Console
 from reliability.chaos.jsonl import append_record, read_records, stamp
 from reliability.chaos.ledger import ledger_for_state
 from reliability.chaos.runner import ExperimentProcess, ExperimentRunSpec, validate_experiment
-from reliability.errors import HarnessError
+from reliability.errors import HarnessError, InputError
 from reliability.gameday import integrations
 from reliability.gameday.interrupts import RunInterrupted, interrupts
 from reliability.gameday.judge import LiveJudge
@@ -69,7 +69,9 @@ class _Run:
     def mark(self, phase: str, **fields: Any) -> None:
         self.phase = phase
         append_record(self.rd.timeline, {**stamp(), "event": "gameday_phase", "name": phase, **fields})
-        if phase != "end":
+        # run.json keeps the phase of the game day proper: the clean-up after an interruption is
+        # not where the run was interrupted.
+        if phase not in ("end", "rollback"):
             self.info.phase = phase
             write_run_info(self.rd.run_info, self.info)
         elapsed = time.monotonic() - self.t0
@@ -163,8 +165,10 @@ def run_gameday(
             _execute(run, outcome)
         except RunInterrupted as exc:
             outcome.interrupted_by = str(exc)
-        except HarnessError as exc:
+        except (HarnessError, InputError) as exc:
             outcome.error = str(exc)
+        except Exception as exc:  # a bug of ours still leaves result.json and junit.xml saying why
+            outcome.error = f"harness failure: {type(exc).__name__}: {exc}"
         finally:
             if intr.received and outcome.interrupted_by is None:
                 outcome.interrupted_by = "signal"

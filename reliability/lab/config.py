@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from reliability.files import load_yaml, parse_model
 from reliability.lab.llm.engine import EngineConfig
@@ -149,14 +149,22 @@ class LabConfig(_Strict):
     store: StoreConfig = Field(default_factory=StoreConfig)
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
 
+    @field_validator("regions")
+    @classmethod
+    def _bounded(cls, regions: list[RegionConfig]) -> list[RegionConfig]:
+        # One OS process per GPU node: 1,000 regions of 16 nodes must be an input error, not a fork bomb.
+        total = sum(r.nodes + r.standby for r in regions)
+        if total > MAX_NODES:
+            raise ValueError(
+                f"{total} GPU nodes in total: the lab runs one process per node, at most {MAX_NODES}"
+            )
+        return regions
+
     @model_validator(mode="after")
     def _check_regions(self) -> LabConfig:
         names = [r.name for r in self.regions]
         if len(set(names)) != len(names):
             raise ValueError(f"region names must be unique, got {names}")
-        total = sum(r.nodes + r.standby for r in self.regions)
-        if total > MAX_NODES:
-            raise ValueError(f"{total} GPU nodes in all: the lab runs at most {MAX_NODES} on one machine")
         for field, region in (
             ("global_gateway.primary_region", self.global_gateway.primary_region),
             ("store.primary_region", self.store.primary_region),

@@ -132,7 +132,10 @@ class Lab:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=self.keep_running,
+                # Its own session always: a terminal's Ctrl-C is for the harness, which stops the lab
+                # in order once its rollbacks are done (the lab tearing itself down under a rollback
+                # would fail it); an orphaned lab stops by itself.
+                start_new_session=True,
                 pass_fds=(lock,),
                 env=env,
                 # No PR_SET_PDEATHSIG: an orphaned supervisor tears its lab down once, by itself

@@ -176,6 +176,8 @@ class Bucket:
     ttft_ms: Hist = field(default_factory=dict)
     itl_ms: Hist = field(default_factory=dict)
     tpot_ms: Hist = field(default_factory=dict)
+    # Requests that failed before their first token, by how long they had waited (censored TTFTs).
+    ttft_censored_ms: Hist = field(default_factory=dict)
     prompt_tokens: int = 0
     output_tokens: int = 0
     judged: int = 0
@@ -226,6 +228,15 @@ class Bucket:
                 self.wrong += 1
                 self.last_wrong_ts = _later(self.last_wrong_ts, at)
 
+    def add_ttft(self, ms: float) -> None:
+        _add(self.ttft_ms, ms)
+
+    def add_itl(self, ms: float) -> None:
+        _add(self.itl_ms, ms)
+
+    def add_waited(self, ms: float) -> None:
+        _add(self.ttft_censored_ms, ms)
+
     def add_success(self, e2e_ms: float, code: str, good: bool) -> None:
         """`add` for a request that succeeded and measured nothing but its latency (the hot path)."""
         self.requests += 1
@@ -245,7 +256,7 @@ class Bucket:
             self.codes[str(k)] = self.codes.get(str(k), 0) + int(c)
         self.first_failure_ts = _earlier(self.first_failure_ts, other.get("first_failure_ts"))
         self.last_failure_ts = _later(self.last_failure_ts, other.get("last_failure_ts"))
-        for name in ("e2e_ms", "ttft_ms", "itl_ms", "tpot_ms"):
+        for name in ("e2e_ms", "ttft_ms", "itl_ms", "tpot_ms", "ttft_censored_ms"):
             setattr(self, name, merge(getattr(self, name), other.get(name)))
         for name in ("prompt_tokens", "output_tokens", "judged", "wrong", "good"):
             setattr(self, name, getattr(self, name) + int(other.get(name, 0)))
@@ -265,6 +276,7 @@ class Bucket:
             "ttft_ms": _wire_hist(self.ttft_ms),
             "itl_ms": _wire_hist(self.itl_ms),
             "tpot_ms": _wire_hist(self.tpot_ms),
+            "ttft_censored_ms": _wire_hist(self.ttft_censored_ms),
             "prompt_tokens": self.prompt_tokens,
             "output_tokens": self.output_tokens,
             "judged": self.judged,
@@ -295,6 +307,7 @@ def stats_line(second: int, bucket: Bucket, users: int | None = None) -> dict[st
         "ttft_ms": wire["ttft_ms"],
         "itl_ms": wire["itl_ms"],
         "tpot_ms": wire["tpot_ms"],
+        "ttft_censored_ms": wire["ttft_censored_ms"],
         "prompt_tokens": wire["prompt_tokens"],
         "output_tokens": wire["output_tokens"],
         "judged": wire["judged"],

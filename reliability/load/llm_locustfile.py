@@ -213,7 +213,9 @@ class _StreamingUser(_ApiUser):
         status = 0
         exc: Exception | None = None
         measured: Measured | None = None
+        stream: StreamMeasure | None = None
         sent = end = time.perf_counter()
+        wall_offset = time.time() - sent
         try:
             with gevent.Timeout(self.timeout_s, RequestFailed(f"timeout after {self.timeout_s:g} s")):
                 resp = self.http.request("POST", self.base_path + self.path, body=payload, headers=HEADERS)
@@ -233,7 +235,7 @@ class _StreamingUser(_ApiUser):
                 tail = decoder.close()
                 if tail is not None:
                     stream.event(tail, end)
-                measured = stream.finish(end, status, prompt_words)
+                measured = stream.finish(end, status, prompt_words, wall_offset)
                 if case is not None:
                     measured.judged = True
                     measured.wrong = stream.text != case.expected
@@ -250,6 +252,10 @@ class _StreamingUser(_ApiUser):
             end = time.perf_counter()
             self._reset()
             measured = Measured(status=status)
+            if stream is not None and stream.chunk_times:
+                stream.timings(measured, wall_offset)
+            else:
+                measured.waited_ms = (end - sent) * 1000.0
         assert measured is not None
         self._fire(self.path, sent, end, exc, measured)
 

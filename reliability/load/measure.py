@@ -76,6 +76,12 @@ class Measured:
     output_tokens: int = 0
     judged: bool = False
     wrong: bool = False
+    # Wall-clock times of the samples, so each lands in the second it was observed (an ITL gap of a
+    # long stream belongs to the second it happened in, not to the second the stream ended).
+    first_token_at: float | None = None
+    itl_at: list[float] = field(default_factory=list)
+    # A request that failed before any token: how long it had waited (a lower bound of its TTFT).
+    waited_ms: float | None = None
 
 
 @dataclass
@@ -131,23 +137,31 @@ class StreamMeasure:
     def text(self) -> str:
         return "".join(self.text_parts)
 
-    def finish(self, end: float, status: int = 200, prompt_tokens: int = 0) -> Measured:
-        """The measurements; StreamError when the stream ended without `[DONE]` (a cut stream)."""
+    def finish(
+        self, end: float, status: int = 200, prompt_tokens: int = 0, wall_offset: float = 0.0
+    ) -> Measured:
+        """The measurements; StreamError when the stream ended without `[DONE]` (a cut stream).
+        `wall_offset` turns the monotonic times into wall-clock ones (time.time() - perf_counter())."""
         if not self.done:
             raise StreamError("stream ended without [DONE]")
         usage = self.usage or {}
         output = _int(usage.get("completion_tokens"), len(self.chunk_times))
         m = Measured(status=status, output_tokens=output)
         m.prompt_tokens = _int(usage.get("prompt_tokens"), prompt_tokens)
-        if self.chunk_times:
-            first = self.chunk_times[0]
-            m.ttft_ms = (first - self.sent) * 1000.0
-            m.itl_ms = [
-                (b - a) * 1000.0 for a, b in zip(self.chunk_times, self.chunk_times[1:], strict=False)
-            ]
-            if output >= 2:
-                m.tpot_ms = (end - first) * 1000.0 / (output - 1)
+        self.timings(m, wall_offset)
+        if self.chunk_times and output >= 2:
+            m.tpot_ms = (end - self.chunk_times[0]) * 1000.0 / (output - 1)
         return m
+
+    def timings(self, m: Measured, wall_offset: float) -> None:
+        """TTFT and ITL of what arrived (also of a stream cut later: its first token did come)."""
+        if not self.chunk_times:
+            return
+        first = self.chunk_times[0]
+        m.ttft_ms = (first - self.sent) * 1000.0
+        m.first_token_at = first + wall_offset
+        m.itl_ms = [(b - a) * 1000.0 for a, b in zip(self.chunk_times, self.chunk_times[1:], strict=False)]
+        m.itl_at = [b + wall_offset for b in self.chunk_times[1:]]
 
 
 def _int(value: Any, default: int) -> int:

@@ -34,9 +34,9 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from reliability.load.buckets import Bucket, error_key, stats_line
+from reliability.load.defaults import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS
 from reliability.load.measure import Measured, is_good
 from reliability.load.shapes import shape_users
-from reliability.load.workload import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS
 
 MSG = "reliability_stats"
 CONTEXT_KEY = "reliability"
@@ -126,7 +126,7 @@ class _Writer:
         self.path = path
         self.buckets: dict[int, Bucket] = {}
         self.next_second: int | None = None
-        self.late = 0
+        self.late_buckets: dict[int, Bucket] = {}
         # Users running in each second, sampled then: written seconds later, the count has moved on.
         self.users: dict[int, int] = {}
 
@@ -138,11 +138,9 @@ class _Writer:
         for sec, wire in data.items():
             second = int(sec)
             if self.next_second is not None and second < self.next_second:
-                # Arrived after its second was written: dropping beats rewriting the file; said in the log.
-                self.late += int(wire.get("requests", 0))
-                log.warning(
-                    "load stats: %d requests of second %d arrived late, not counted", self.late, second
-                )
+                # Arrived after its second was written (samples of a long stream, a slow worker):
+                # appended as a `late` line for that second, which readers merge into it.
+                self.late_buckets.setdefault(second, Bucket()).merge(wire)
                 continue
             self.buckets.setdefault(second, Bucket()).merge(wire)
 
@@ -157,6 +155,9 @@ class _Writer:
             users = self.users.pop(self.next_second, None)
             lines.append(json.dumps(stats_line(self.next_second, bucket, users), separators=(",", ":")))
             self.next_second += 1
+        for second in sorted(self.late_buckets):
+            line = {**stats_line(second, self.late_buckets.pop(second)), "late": True}
+            lines.append(json.dumps(line, separators=(",", ":")))
         for second in [s for s in self.users if s < self.next_second]:
             del self.users[second]
         if lines:
@@ -208,6 +209,8 @@ def _on_request(
     good = is_good(failed, measured, targets.ttft_ms, targets.tpot_ms)
     if measured is None or failed:
         bucket.add(e2e_ms, code, now, error_key(name, _message(exception)) if failed else None, good)
+        if measured is not None:
+            _samples(local, measured, now)
         return
     bucket.add(
         e2e_ms,
@@ -215,14 +218,26 @@ def _on_request(
         now,
         None,
         good,
-        measured.ttft_ms,
-        measured.itl_ms,
+        None,
+        (),
         measured.tpot_ms,
         measured.prompt_tokens,
         measured.output_tokens,
         measured.judged,
         measured.wrong,
     )
+    _samples(local, measured, now)
+
+
+def _samples(local: _Local, m: Measured, now: float) -> None:
+    """TTFT and ITL samples go to the second they were observed in; a failure before any token
+    records how long it waited."""
+    if m.ttft_ms is not None:
+        local.bucket(m.first_token_at or now).add_ttft(m.ttft_ms)
+    for gap, at in zip(m.itl_ms, m.itl_at or [now] * len(m.itl_ms), strict=False):
+        local.bucket(at).add_itl(gap)
+    if m.waited_ms is not None:
+        local.bucket(now).add_waited(m.waited_ms)
 
 
 def _ship(environment: Environment, final: bool = False) -> None:

@@ -17,7 +17,7 @@ import pandas as pd
 from reliability.load.buckets import normalize
 
 LOAD_COLUMNS = ["ts", "requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms"]
-HIST_COLUMNS = ["e2e_ms", "ttft_ms", "itl_ms", "tpot_ms"]
+HIST_COLUMNS = ["e2e_ms", "ttft_ms", "itl_ms", "tpot_ms", "ttft_censored_ms"]
 COUNT_COLUMNS = ["prompt_tokens", "output_tokens", "judged", "wrong", "good"]
 TS_COLUMNS = ["first_failure_ts", "last_failure_ts", "last_wrong_ts"]
 DICT_COLUMNS = ["codes", "errors"]
@@ -49,6 +49,30 @@ def read_jsonl(path: Path | str, tail_bytes: int | None = None) -> list[dict[str
     return out
 
 
+def _fold_late(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge `late` lines (samples that arrived after their second was written) into that second."""
+    if not any(r.get("late") for r in records):
+        return records
+    from reliability.load.buckets import Bucket, stats_line
+
+    late: dict[float, Bucket] = {}
+    for r in records:
+        if r.get("late"):
+            late.setdefault(float(r["ts"]), Bucket()).merge(r)
+    out = []
+    for r in records:
+        if r.get("late"):
+            continue
+        extra = late.pop(float(r.get("ts", -1)), None)
+        if extra is not None:
+            bucket = Bucket()
+            bucket.merge(r)
+            bucket.merge(extra.to_wire())
+            r = {**r, **stats_line(int(r["ts"]), bucket, r.get("users"))}
+        out.append(r)
+    return out
+
+
 def read_load_stats(path: Path | str) -> pd.DataFrame:
     """`load_stats.jsonl` -> one row per second, sorted by `ts`.
 
@@ -57,7 +81,7 @@ def read_load_stats(path: Path | str) -> pd.DataFrame:
     NaN when none), and the histograms (HIST_COLUMNS) as dicts {bucket value (float): count}, empty
     for v1 lines; merge them with `reliability.load.buckets.merge_all`.
     """
-    records = read_jsonl(path)
+    records = _fold_late(read_jsonl(path))
     frame = pd.DataFrame(records)
     n = len(frame)
     for col in ("ts", "requests", "failures", "p50_ms", "p95_ms", "p99_ms", "users", *TS_COLUMNS):
@@ -69,6 +93,9 @@ def read_load_stats(path: Path | str) -> pd.DataFrame:
             frame[col] = pd.to_numeric(frame[col], errors="coerce").fillna(0).astype(int)
         else:
             frame[col] = pd.Series([0] * n, dtype=int)
+    if n and frame["ts"].isna().any():
+        bad = int(frame["ts"].isna().to_numpy().nonzero()[0][0]) + 1
+        raise ValueError(f"record {bad}: `ts` is not a number of seconds")
     frame["rps"] = frame["requests"].astype(float)
     for col in DICT_COLUMNS:
         values = frame[col] if col in frame else pd.Series([None] * n)

@@ -202,8 +202,10 @@ class LoadRun:
     def commands(self, master_port: int | None = None) -> list[list[str]]:
         base = [sys.executable, "-m", "locust", "-f", self._files(), "--loglevel", "WARNING"]
         classes = [USER_CLASSES[self.user]] if self.user in USER_CLASSES else []
+        # Locust's own aggregate (locust_stats.csv) beside ours: an independent count of requests.
         common = [*classes, "--host", self.target_url, "--exit-code-on-error", "0",
-                  "--stop-timeout", f"{STOP_TIMEOUT_S}s", "--headless", "--only-summary"]  # fmt: skip
+                  "--stop-timeout", f"{STOP_TIMEOUT_S}s", "--headless", "--only-summary",
+                  "--csv", str((self.out_dir / "locust").resolve())]  # fmt: skip
         if not self.distributed:
             return [[*base, *common, "--logfile", self._log("locust")]]
         assert master_port is not None

@@ -26,8 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from reliability.errors import InputError
 from reliability.files import validation_error
+from reliability.load.defaults import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS
 
 MAX_TOKENS = 1_000_000
+__all__ = ["DEFAULT_OUTPUT_TOKENS", "DEFAULT_PROMPT_TOKENS", "GoldenCase", "length_dist", "read_golden"]
 
 
 class _Dist(BaseModel):
@@ -82,21 +84,6 @@ class LogNormal(_Dist):
 
 LengthDist = Annotated[Fixed | Uniform | Normal | LogNormal, Field(discriminator="dist")]
 _ADAPTER: TypeAdapter[Fixed | Uniform | Normal | LogNormal] = TypeAdapter(LengthDist)
-
-DEFAULT_PROMPT_TOKENS: dict[str, Any] = {
-    "dist": "lognormal",
-    "mean": 256,
-    "sigma": 0.5,
-    "min": 8,
-    "max": 2048,
-}
-DEFAULT_OUTPUT_TOKENS: dict[str, Any] = {
-    "dist": "lognormal",
-    "mean": 128,
-    "sigma": 0.5,
-    "min": 8,
-    "max": 1024,
-}
 
 
 def length_dist(spec: Any, where: str = "load.prompt_tokens") -> Fixed | Uniform | Normal | LogNormal:

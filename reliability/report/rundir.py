@@ -3,9 +3,11 @@ records and the SLOs the run was judged against."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -15,6 +17,8 @@ from reliability.load.reader import read_jsonl, read_load_stats
 from reliability.rundir import RunDir, RunInfo, read_run_info
 from reliability.scenario import Scenario
 from reliability.slo.model import SLO
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -31,9 +35,32 @@ class RunData:
     series_end: float | None = None  # when Prometheus was last sampled (series/range.json)
 
 
+# What reading a damaged run file can raise besides InputError: pandas on mixed types, int() of
+# garbage or of a number too large for int64, a directory where a file should be, nesting too
+# deep for json.
+_READ_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError, OverflowError)
+
+
+def _reading(path: Path, what: str, read: Callable[[], T]) -> T:
+    """`read()`, with any failure turned into one line naming the file."""
+    try:
+        return read()
+    except InputError:
+        raise
+    except RecursionError as exc:
+        raise InputError(str(path), f"unreadable {what}: nested too deeply") from exc
+    except _READ_ERRORS as exc:
+        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise InputError(str(path), f"unreadable {what}: {detail}") from exc
+
+
 def read_canary(path: Path) -> pd.DataFrame | None:
     """`canary_writes.jsonl` -> one row per write (`seq, ts, acked, survived`); None without a
     survivors record, since without the read-back nothing can be said about loss."""
+    return _reading(Path(path), "canary records", lambda: _read_canary(Path(path)))
+
+
+def _read_canary(path: Path) -> pd.DataFrame | None:
     records = read_jsonl(Path(path))
     writes = [r for r in records if r.get("kind") == "write"]
     survivors = [r for r in records if r.get("kind") == "survivors"]
@@ -67,14 +94,15 @@ def read_run(root: Path) -> RunData:
     for csv in sorted(rd.series.glob("*.csv")):
         try:
             series[csv.stem] = pd.read_csv(csv)
-        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise InputError(str(csv), f"unreadable CSV: {exc}") from exc
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, *_READ_ERRORS) as exc:
+            detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise InputError(str(csv), f"unreadable CSV: {detail}") from exc
     return RunData(
         root=rd.root,
         scenario=scenario,
-        timeline=read_jsonl(rd.timeline),
-        events=read_jsonl(rd.events),
-        load=read_load_stats(rd.load_stats),
+        timeline=_reading(rd.timeline, "JSON lines", lambda: read_jsonl(rd.timeline)),
+        events=_reading(rd.events, "JSON lines", lambda: read_jsonl(rd.events)),
+        load=_reading(rd.load_stats, "load statistics", lambda: read_load_stats(rd.load_stats)),
         canary=read_canary(rd.canary_writes),
         series=series,
         slos=read_slos(rd, scenario),
@@ -84,8 +112,6 @@ def read_run(root: Path) -> RunData:
 
 
 def _series_end(path: Path) -> float | None:
-    import json
-
     try:
         return float(json.loads(path.read_text(encoding="utf-8"))["end"])
     except (OSError, ValueError, KeyError, TypeError):

@@ -83,15 +83,44 @@ def show(
         print_runbook(rb)
 
 
+def sibling_dir(explicit: Path | None, name: str, option: str, runbooks: Path) -> Path:
+    """`--slos`/`--alerts`: as given (it must exist), else ./NAME, else NAME next to the runbook
+    directory (the repository's, when run from elsewhere). Never a silently empty check: without
+    the SLOs every runbook's alerts would be reported unknown."""
+    from reliability.errors import InputError
+
+    if explicit is not None:
+        if not explicit.is_dir():
+            raise InputError(f"{option} {explicit}", "directory not found")
+        return explicit
+    candidates = [Path(name), Path(runbooks).resolve().parent / name]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    looked = " and ".join(str(c) for c in dict.fromkeys(candidates))
+    raise InputError(
+        option,
+        f"no {name}/ directory (looked for {looked}); run from the repository or pass {option} DIR",
+    )
+
+
 @app.command()
 def check(
     directory: DirOpt = None,
-    slos: Annotated[Path, typer.Option("--slos", help="SLO spec directory, compiled in memory.")] = Path(
-        "slos"
-    ),
-    alerts: Annotated[Path, typer.Option("--alerts", help="Directory of Prometheus rule files.")] = Path(
-        "alerts"
-    ),
+    slos: Annotated[
+        Path | None,
+        typer.Option(
+            "--slos",
+            help="SLO spec directory, compiled in memory (default: slos/ here or beside the runbooks).",
+        ),
+    ] = None,
+    alerts: Annotated[
+        Path | None,
+        typer.Option(
+            "--alerts",
+            help="Directory of Prometheus rule files (default: alerts/ here or beside the runbooks).",
+        ),
+    ] = None,
     base_url: Annotated[
         str | None,
         typer.Option(
@@ -103,7 +132,10 @@ def check(
     """Every alert has a runbook, every runbook's alerts exist, every runbook_url resolves. Exit 1 if not."""
     from reliability.runbooks.check import check_runbooks
 
-    report = check_runbooks(runbook_dir(directory), slos, alerts, base_url)
+    runbooks = runbook_dir(directory)
+    slo_dir = sibling_dir(slos, "slos", "--slos", runbooks)
+    alert_dir = sibling_dir(alerts, "alerts", "--alerts", runbooks)
+    report = check_runbooks(runbooks, slo_dir, alert_dir, base_url)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:

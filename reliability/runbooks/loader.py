@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from reliability.errors import InputError
-from reliability.files import parse_model
+from reliability.files import parse_model, parse_yaml_documents, read_text
 from reliability.runbooks.models import Runbook, RunbookMeta, split_sections
 
 # README/index pages may sit next to the runbooks; they are not runbooks (cache.py agrees).
 _NOT_RUNBOOKS = {"readme.md", "index.md"}
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def split_front_matter(text: str, path: Path) -> tuple[str, str, int]:
@@ -28,14 +25,9 @@ def split_front_matter(text: str, path: Path) -> tuple[str, str, int]:
 
 def parse_runbook(text: str, path: Path) -> Runbook:
     front, body, _ = split_front_matter(text, path)
-    try:
-        data = yaml.load(front, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        # +2: line 1 of the file is the opening '---'.
-        where = f"{path}:{mark.line + 2}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"{where}: (front matter)", f"malformed YAML: {problem}") from exc
+    # line_offset 1: line 1 of the file is the opening '---'.
+    docs = parse_yaml_documents(front, path, line_offset=1)
+    data = docs[0] if len(docs) == 1 else None
     if not isinstance(data, dict):
         raise InputError(f"{path}: (front matter)", "front matter must be a YAML mapping")
     meta = parse_model(RunbookMeta, data, path)
@@ -46,11 +38,7 @@ def parse_runbook(text: str, path: Path) -> Runbook:
 
 def load_runbook(path: Path) -> Runbook:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(str(path), f"cannot read runbook: {exc}") from exc
-    return parse_runbook(text, path)
+    return parse_runbook(read_text(path, "runbook"), path)
 
 
 def runbook_files(directory: Path) -> list[Path]:

@@ -17,9 +17,47 @@ STOPWORDS = frozenset(
 )
 
 
+# Acronyms of the serving vocabulary. Alert names put some back to back ("VLLMKV" in
+# VLLMKVCacheExhausted), which CamelCase alone cannot split; a run of capitals made only of these
+# is split into them, so "kv cache" finds the alert.
+ACRONYMS = ("VLLM", "LLM", "GPU", "KV", "API", "TTFT", "ITL", "TPOT", "DCGM", "ECC", "HTTP", "SLO")
+_ACRONYMS_LONGEST_FIRST = sorted(ACRONYMS, key=len, reverse=True)
+
+# What on-call engineers type and what runbooks write for the same thing. Documents and queries get
+# the same expansion (after stemming), so either form finds the other: "TTFT" finds "time to first
+# token", "preemption" finds "preempted", "cordon" finds "unschedulable".
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "ttft": ("time", "first", "token"),
+    "itl": ("inter", "token", "latency"),
+    "tpot": ("time", "per", "output", "token"),
+    "preemption": ("preempt",),
+    "preempt": ("preemption",),
+    "cordon": ("unschedulable",),
+    "unschedulable": ("cordon",),
+    "notready": ("not", "ready"),
+    "oom": ("out", "memory"),
+}
+
+
+def _split_acronyms(run: str) -> list[str] | None:
+    """'VLLMKV' -> ['VLLM', 'KV'] if the run is made of known acronyms only, else None."""
+    if not run:
+        return []
+    for acronym in _ACRONYMS_LONGEST_FIRST:
+        if run.startswith(acronym):
+            rest = _split_acronyms(run[len(acronym) :])
+            if rest is not None:
+                return [acronym, *rest]
+    return None
+
+
 def split_camel(word: str) -> str:
-    """'InferenceAPIHighErrorRate' -> 'Inference API High Error Rate'."""
-    return _CAMEL_LOWER_UPPER.sub(r"\1 \2", _CAMEL_ACRONYM.sub(r"\1 \2", word))
+    """'InferenceAPIHighErrorRate' -> 'Inference API High Error Rate', 'VLLMKVCache' -> 'VLLM KV Cache'."""
+    spaced = _CAMEL_LOWER_UPPER.sub(r"\1 \2", _CAMEL_ACRONYM.sub(r"\1 \2", word))
+    return " ".join(
+        " ".join(_split_acronyms(part) or [part]) if part.isupper() and len(part) > 3 else part
+        for part in spaced.split(" ")
+    )
 
 
 def stem(token: str) -> str:
@@ -47,6 +85,7 @@ def _word_terms(word: str) -> tuple[str, ...]:
         camel = len(word) >= 5 and _CAMEL.search(word) is not None
         parts = _WORD.findall((split_camel(word) if camel else word).lower())
         kept = [stem(w) for w in parts if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+        kept = [t for term in kept for t in (term, *SYNONYMS.get(term, ()))]
         terms = (*kept, word.lower()) if camel else tuple(kept)
         if len(_WORD_TERMS) < 200_000:  # bounded: a cache, not a leak
             _WORD_TERMS[word] = terms
@@ -54,7 +93,8 @@ def _word_terms(word: str) -> tuple[str, ...]:
 
 
 def tokenize(text: str) -> list[str]:
-    """Search terms of free text: CamelCase split, lower-cased, stop words dropped, stemmed.
+    """Search terms of free text: CamelCase split, lower-cased, stop words dropped, stemmed,
+    synonyms added.
 
     A CamelCase word (an alert name) also yields itself whole, so the exact alert name is one
     rare, high-scoring term. Short mixed-case words ("NaN", "IDs") are not CamelCase.

@@ -36,18 +36,41 @@ def compile_rules(services: Iterable[ServiceSLOs], runbook_base_url: str | None 
 
 
 def prometheus_operator(
-    services: list[ServiceSLOs], runbook_base_url: str | None = None
+    services: list[ServiceSLOs],
+    runbook_base_url: str | None = None,
+    namespace: str | None = None,
+    labels: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """One monitoring.coreos.com/v1 PrometheusRule per service."""
-    by_service: dict[str, list[ServiceSLOs]] = {}
+    """One monitoring.coreos.com/v1 PrometheusRule per service (per PrometheusServiceLevel for
+    Sloth's Kubernetes form, named and placed like it, as Sloth does).
+
+    `namespace` and `labels` go on every object's metadata: kube-prometheus-stack's Prometheus only
+    loads PrometheusRules matching its ruleSelector (by default its `release` label).
+    """
+    by_object: dict[tuple[str, str | None], list[ServiceSLOs]] = {}
+    object_meta: dict[tuple[str, str | None], tuple[dict[str, str], dict[str, str]]] = {}
     for svc in services:
-        by_service.setdefault(svc.service, []).append(svc)
-    return [
-        {
-            "apiVersion": "monitoring.coreos.com/v1",
-            "kind": "PrometheusRule",
-            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "reliability"}},
-            "spec": compile_rules(group, runbook_base_url),
-        }
-        for name, group in by_service.items()
-    ]
+        if svc.k8s is not None:
+            key = (svc.k8s.name, svc.k8s.namespace)
+            object_meta[key] = (svc.k8s.labels, svc.k8s.annotations)
+        else:
+            key = (svc.service, None)
+        by_object.setdefault(key, []).append(svc)
+    out = []
+    for (name, own_namespace), group in by_object.items():
+        own_labels, annotations = object_meta.get((name, own_namespace), ({}, {}))
+        metadata: dict[str, Any] = {"name": name}
+        if namespace or own_namespace:
+            metadata["namespace"] = namespace or own_namespace
+        metadata["labels"] = {**own_labels, "app.kubernetes.io/managed-by": "reliability", **(labels or {})}
+        if annotations:
+            metadata["annotations"] = dict(annotations)
+        out.append(
+            {
+                "apiVersion": "monitoring.coreos.com/v1",
+                "kind": "PrometheusRule",
+                "metadata": metadata,
+                "spec": compile_rules(group, runbook_base_url),
+            }
+        )
+    return out

@@ -20,6 +20,7 @@ from reliability.slo.model import (
     AlertSpec,
     AlertWindow,
     EventsSLI,
+    K8sMeta,
     LatencySLI,
     PolicyStep,
     RawSLI,
@@ -30,14 +31,28 @@ from reliability.slo.windows import default_windows, factor_for
 _OPENSLO_UNITS = {"Second": "s", "Minute": "m", "Hour": "h", "Day": "d", "Week": "w"}
 _FORMATS: dict[str, type[BaseModel]] = {
     "prometheus/v1": m.SlothSpec,
+    "sloth.slok.dev/v1": m.SlothK8sSpec,
     "reliability/v1": m.NativeSpec,
     "openslo/v1alpha": m.OpenSLOV1Alpha,
     "openslo/v1": m.OpenSLOV1,
 }
+# Sloth's sloth_mode label for what `sloth generate` read (pkg/common/model/info.go).
+_MODE_PROM, _MODE_K8S, _MODE_OPENSLO = "cli-gen-prom", "cli-gen-k8s", "cli-gen-openslo"
 
 
-def load_slo_files(paths: Iterable[Path | str]) -> list[ServiceSLOs]:
-    """Every SLO document of every file, normalised; raises InputError on the first problem."""
+SLOTH_DEFAULT_PERIOD = "30d"
+
+
+def load_slo_files(paths: Iterable[Path | str], default_period: str | None = None) -> list[ServiceSLOs]:
+    """Every SLO document of every file, normalised; raises InputError on the first problem.
+
+    `default_period`: the period of Sloth specs, which have no period field (Sloth's
+    `--default-slo-period`, 30d unless given).
+    """
+    try:
+        sloth_period = parse_duration(default_period or SLOTH_DEFAULT_PERIOD)
+    except ValueError as exc:
+        raise InputError("--default-slo-period", str(exc)) from exc
     services: list[ServiceSLOs] = []
     for raw_path in paths:
         path = Path(raw_path)
@@ -45,12 +60,14 @@ def load_slo_files(paths: Iterable[Path | str]) -> list[ServiceSLOs]:
         if not docs:
             raise InputError(str(path), "no SLO spec in file")
         for i, doc in enumerate(docs):
-            services.append(parse_document(doc, path, i if len(docs) > 1 else None))
+            services.append(parse_document(doc, path, i if len(docs) > 1 else None, sloth_period))
     check_unique(services)
     return services
 
 
-def parse_document(doc: Any, path: Path, index: int | None = None) -> ServiceSLOs:
+def parse_document(
+    doc: Any, path: Path, index: int | None = None, sloth_period: int = 30 * 86400
+) -> ServiceSLOs:
     where = f"{path}" if index is None else f"{path} (document {index + 1})"
     if not isinstance(doc, dict):
         raise InputError(where, "expected a mapping with `version` or `apiVersion`")
@@ -65,13 +82,32 @@ def parse_document(doc: Any, path: Path, index: int | None = None) -> ServiceSLO
     except InputError as exc:
         raise _with_slo_name(exc, doc) from exc
     if isinstance(spec, m.SlothSpec):
-        return _from_sloth(spec, path)
+        _check_plugins(spec.slo_plugins, spec.slos, "slo_plugins", "slos", where)
+        return _from_sloth(spec, path, sloth_period)
+    if isinstance(spec, m.SlothK8sSpec):
+        _check_plugins(spec.spec.sloPlugins, spec.spec.slos, "spec.sloPlugins", "spec.slos", where)
+        return _from_sloth_k8s(spec, path, sloth_period)
     if isinstance(spec, m.NativeSpec):
         return _from_native(spec, path, where)
     if isinstance(spec, m.OpenSLOV1Alpha):
         return _from_openslo_v1alpha(spec, path)
     assert isinstance(spec, m.OpenSLOV1)
     return _from_openslo_v1(spec, path, where)
+
+
+def _check_plugins(
+    group: m.SlothSLOPlugins | None,
+    slos: list[m.SlothSLO] | list[m.K8sSLO],
+    group_field: str,
+    slos_field: str,
+    where: str,
+) -> None:
+    for i, slo in enumerate(slos):
+        problem = m.plugin_chain_problem(
+            group, slo.plugins, group_field, f"{slos_field}[{i}]({slo.name}).plugins"
+        )
+        if problem is not None:
+            raise InputError(f"{where}: {problem[0]}", problem[1])
 
 
 def _with_slo_name(exc: InputError, doc: dict[str, Any]) -> InputError:
@@ -99,27 +135,31 @@ def check_unique(services: list[ServiceSLOs]) -> None:
             seen[slo.id] = slo.source
 
 
-def _alerting(a: m.SlothAlerting) -> Alerting:
+def _alerting(a: m.SlothAlerting | m.K8sAlerting) -> Alerting:
+    page = a.page_alert if isinstance(a, m.SlothAlerting) else a.pageAlert
+    ticket = a.ticket_alert if isinstance(a, m.SlothAlerting) else a.ticketAlert
     return Alerting(
         name=a.name,
         labels=dict(a.labels),
         annotations=dict(a.annotations),
-        page=AlertSpec(dict(a.page_alert.labels), dict(a.page_alert.annotations), a.page_alert.disable),
-        ticket=AlertSpec(
-            dict(a.ticket_alert.labels), dict(a.ticket_alert.annotations), a.ticket_alert.disable
-        ),
+        page=AlertSpec(dict(page.labels), dict(page.annotations), page.disable),
+        ticket=AlertSpec(dict(ticket.labels), dict(ticket.annotations), ticket.disable),
     )
 
 
-def _events_or_raw(sli: m.SlothSLI | m.NativeSLI) -> EventsSLI | RawSLI:
+def _events_or_raw(sli: m.SlothSLI | m.NativeSLI | m.K8sSLI) -> EventsSLI | RawSLI:
+    if isinstance(sli, m.K8sSLI):
+        if sli.events is not None:
+            return EventsSLI(sli.events.errorQuery, sli.events.totalQuery)
+        assert sli.raw is not None
+        return RawSLI(sli.raw.errorRatioQuery)
     if sli.events is not None:
         return EventsSLI(sli.events.error_query, sli.events.total_query)
     assert sli.raw is not None
     return RawSLI(sli.raw.error_ratio_query)
 
 
-def _from_sloth(spec: m.SlothSpec, path: Path) -> ServiceSLOs:
-    period = parse_duration("30d")  # Sloth's default; its spec has no period field
+def _from_sloth(spec: m.SlothSpec, path: Path, period: int) -> ServiceSLOs:
     slos = tuple(
         SLO(
             service=spec.service,
@@ -139,6 +179,31 @@ def _from_sloth(spec: m.SlothSpec, path: Path) -> ServiceSLOs:
     return ServiceSLOs(spec.service, path, slos)
 
 
+def _from_sloth_k8s(spec: m.SlothK8sSpec, path: Path, period: int) -> ServiceSLOs:
+    svc = spec.spec
+    slos = tuple(
+        SLO(
+            service=svc.service,
+            name=s.name,
+            objective=decimal_of(s.objective),
+            sli=_events_or_raw(s.sli),
+            period_s=period,
+            windows=default_windows(period),
+            source=path,
+            description=s.description,
+            labels={**svc.labels, **s.labels},
+            alerting=_alerting(s.alerting),
+            mode=_MODE_K8S,
+            spec="sloth.slok.dev/v1",
+        )
+        for s in svc.slos
+    )
+    _check_names(slos, path)
+    meta = spec.metadata
+    k8s = K8sMeta(meta.name, meta.namespace, dict(meta.labels), dict(meta.annotations))
+    return ServiceSLOs(svc.service, path, slos, k8s)
+
+
 def latency_queries(lat: m.LatencySLI) -> tuple[LatencySLI, EventsSLI]:
     le = lat.bucket_le or repr(float(lat.threshold_seconds))
     sel = lat.selector.strip().strip("{}").strip()
@@ -147,7 +212,10 @@ def latency_queries(lat: m.LatencySLI) -> tuple[LatencySLI, EventsSLI]:
     fast = f'sum(rate({lat.metric}_bucket{{{extra}le="{le}"}}[{{{{.window}}}}]))'
     # slow = total - fast; `or` keeps the result when no fast bucket series exists yet.
     error = f"({count} - ({fast} or 0 * {count}))"
-    return LatencySLI(lat.metric, le, sel), EventsSLI(error, count)
+    buckets = None if lat.buckets is None else tuple(decimal_of(b) for b in lat.buckets)
+    return LatencySLI(lat.metric, le, sel, decimal_of(lat.threshold_seconds), buckets), EventsSLI(
+        error, count
+    )
 
 
 def _windows(s: m.NativeSLO, period: int, min_window: int, where: str, i: int) -> tuple[AlertWindow, ...]:
@@ -203,13 +271,13 @@ def _from_native(spec: m.NativeSpec, path: Path, where: str) -> ServiceSLOs:
                 alerting=_alerting(s.alerting),
                 min_request_rate=None if s.min_request_rate is None else decimal_of(s.min_request_rate),
                 runbook=s.runbook,
-                client_sli=s.client_sli,
                 policy=tuple(
                     PolicyStep(p.name, parse_duration(p.window), decimal_of(p.burn_rate_threshold), p.action)
                     for p in s.error_budget_policy
                 ),
                 spec="reliability/v1",
                 latency=latency,
+                client_sli=s.client_sli,
             )
         )
     _check_names(tuple(out), path)
@@ -243,6 +311,7 @@ def _from_openslo_v1alpha(spec: m.OpenSLOV1Alpha, path: Path) -> ServiceSLOs:
                 source=path,
                 description=spec.spec.description,
                 alerting=Alerting(page=AlertSpec(disable=True), ticket=AlertSpec(disable=True)),
+                mode=_MODE_OPENSLO,
                 spec="openslo/v1alpha",
             )
         )
@@ -253,17 +322,14 @@ def _from_openslo_v1(spec: m.OpenSLOV1, path: Path, where: str) -> ServiceSLOs:
     period = parse_duration(spec.spec.timeWindow[0].duration)
     ind = spec.spec.indicator.spec
     try:
-        if ind.ratioMetric is not None:
-            r = ind.ratioMetric
-            total = r.total.metricSource.query()
-            if r.bad is not None:
-                sli: EventsSLI | RawSLI = EventsSLI(r.bad.metricSource.query(), total)
-            else:
-                sli = _good_to_error(r.good.metricSource.query(), total)  # type: ignore[union-attr]
+        # thresholdMetric is refused by the model: ratioMetric is the only indicator left.
+        r = ind.ratioMetric
+        assert r is not None
+        total = r.total.metricSource.query()
+        if r.bad is not None:
+            sli: EventsSLI | RawSLI = EventsSLI(r.bad.metricSource.query(), total)
         else:
-            assert ind.thresholdMetric is not None
-            # A thresholdMetric query is read as the error ratio itself (what Sloth's raw SLI is).
-            sli = RawSLI(ind.thresholdMetric.metricSource.query())
+            sli = _good_to_error(r.good.metricSource.query(), total)  # type: ignore[union-attr]
     except ValueError as exc:
         raise InputError(f"{where}: spec.indicator", str(exc)) from exc
     slos = tuple(
@@ -277,6 +343,7 @@ def _from_openslo_v1(spec: m.OpenSLOV1, path: Path, where: str) -> ServiceSLOs:
             source=path,
             description=spec.spec.description,
             alerting=Alerting(page=AlertSpec(disable=True), ticket=AlertSpec(disable=True)),
+            mode=_MODE_OPENSLO,
             spec="openslo/v1",
         )
         for i, obj in enumerate(spec.spec.objectives)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 WINDOW_PLACEHOLDER = "{{.window}}"
+# Sloth's TplSLIQueryWindowVarRegex: `{{.window}}` with any number of spaces inside the braces.
+WINDOW_RE = re.compile(r"\{\{ *\.window *\}\}")
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class LatencySLI:
     metric: str
     le: str
     selector: str
+    threshold_seconds: Decimal | None = None
+    buckets: tuple[Decimal, ...] | None = None  # the spec's `buckets:` hint, if given
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,9 @@ class SLO:
     mode: str = "cli-gen-prom"  # Sloth's sloth_mode label value
     spec: str = "prometheus/v1"  # Sloth's sloth_spec label value
     latency: LatencySLI | None = None
-    client_sli: str | None = None  # the load generator's measurement of this SLI, if any
+    # The load generator's client-side measurement matching this SLI (native `client_sli`);
+    # game days read it, the compiled rules never do.
+    client_sli: str | None = None
 
     @property
     def id(self) -> str:
@@ -99,7 +106,18 @@ class SLO:
 
 
 @dataclass(frozen=True)
+class K8sMeta:
+    """Where a Kubernetes-form spec (sloth.slok.dev/v1) lives: its PrometheusRule goes next to it."""
+
+    name: str
+    namespace: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ServiceSLOs:
     service: str
     source: Path
     slos: tuple[SLO, ...]
+    k8s: K8sMeta | None = None

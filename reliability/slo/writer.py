@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Any
 import yaml
 
 from reliability.errors import HarnessError, InputError
-from reliability.files import write_atomic
+from reliability.files import check_output, write_output
+from reliability.slo import yamltext
 from reliability.slo.compiler import compile_rules, prometheus_operator
 from reliability.slo.loader import load_slo_files
 from reliability.slo.model import ServiceSLOs
@@ -37,23 +39,72 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def to_yaml(data: Any) -> str:
+def yaml_dump(data: Any) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=1 << 16, allow_unicode=True)
 
 
-def render(services: list[ServiceSLOs], fmt: str = "prometheus", runbook_base_url: str | None = None) -> str:
+def to_yaml(data: Any) -> str:
+    """Rule files and promtool tests as YAML: the fast emitter, or yaml.dump where it declines
+    (identical output either way; tests/slo/test_yamltext.py)."""
+    try:
+        return yamltext.dump(data)
+    except yamltext.Unsupported:
+        return yaml_dump(data)
+
+
+def render(
+    services: list[ServiceSLOs],
+    fmt: str = "prometheus",
+    runbook_base_url: str | None = None,
+    namespace: str | None = None,
+    labels: dict[str, str] | None = None,
+) -> str:
+    check_format(fmt, namespace, labels)
     if fmt == "prometheus":
         return HEADER + to_yaml(compile_rules(services, runbook_base_url))
-    if fmt == "prometheus-operator":
-        docs = prometheus_operator(services, runbook_base_url)
-        return HEADER + "---\n".join(to_yaml(d) for d in docs)
-    raise InputError("--format", f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
+    docs = prometheus_operator(services, runbook_base_url, namespace, labels)
+    return HEADER + "---\n".join(to_yaml(d) for d in docs)
 
 
-def promtool_check(rules: dict[str, Any], services: list[ServiceSLOs]) -> None:
-    """`promtool check rules` on the rendered rules; a failure names the SLO file and SLO."""
+_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+
+
+def parse_labels(pairs: list[str]) -> dict[str, str]:
+    """`--label k=v` options -> a Kubernetes label dict (keys and values checked as the API server does)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InputError(f"--label {pair}", "expected KEY=VALUE")
+        prefix, slash, name = key.rpartition("/")
+        if (
+            not _LABEL_NAME.match(name)
+            or (slash and (not _LABEL_PREFIX.match(prefix) or len(prefix) > 253))
+            or len(value) > 63
+            or not _LABEL_VALUE.match(value)
+        ):
+            raise InputError(f"--label {pair}", "not a valid Kubernetes label (name or value)")
+        out[key] = value
+    return out
+
+
+def check_format(fmt: str, namespace: str | None = None, labels: dict[str, str] | None = None) -> None:
+    if fmt not in FORMATS:
+        raise InputError("--format", f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
+    if fmt != "prometheus-operator" and (namespace or labels):
+        raise InputError("--namespace/--label", "only apply to --format prometheus-operator")
+    if namespace is not None and (len(namespace) > 63 or not _K8S_NAME.match(namespace)):
+        raise InputError(f"--namespace {namespace}", "not a valid Kubernetes namespace name")
+
+
+def promtool_check(rules: dict[str, Any], services: list[ServiceSLOs], text: str | None = None) -> None:
+    """`promtool check rules` on the rendered rules (`text`, if already rendered); a failure names
+    the SLO file and SLO."""
     promtool = require_tool("promtool")
-    text = to_yaml(rules)
+    text = to_yaml(rules) if text is None else text
     with tempfile.TemporaryDirectory(prefix="slo-check-") as tmp:
         path = Path(tmp) / "rules.yaml"
         path.write_text(text, encoding="utf-8")
@@ -91,11 +142,18 @@ def compile_paths(
     fmt: str = "prometheus",
     runbook_base_url: str | None = None,
     check: bool = True,
+    namespace: str | None = None,
+    labels: dict[str, str] | None = None,
+    default_period: str | None = None,
 ) -> Path:
-    """Load, compile, check with promtool (if `check`), then write `out` atomically."""
-    services = load_slo_files(paths)
-    text = render(services, fmt, runbook_base_url)
+    """Load, compile, check with promtool (if `check`), then write `out` atomically. Nothing is
+    written on any error, and `out` may be neither a directory nor one of the inputs."""
+    check_format(fmt, namespace, labels)
+    check_output(Path(out), paths)
+    services = load_slo_files(paths, default_period)
+    text = render(services, fmt, runbook_base_url, namespace, labels)
     if check:
-        promtool_check(compile_rules(services, runbook_base_url), services)
-    write_atomic(Path(out), text)
+        rules = compile_rules(services, runbook_base_url)
+        promtool_check(rules, services, text if fmt == "prometheus" else None)
+    write_output(Path(out), text, paths)
     return Path(out)

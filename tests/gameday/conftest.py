@@ -13,17 +13,19 @@ from typing import Any
 import pytest
 import yaml
 
-from reliability.lab import Lab, LabConfig
+from reliability.lab import Lab, load_lab_config
 
 REPO = Path(__file__).resolve().parents[2]
-GAMEDAY_SLOS = REPO / "scenarios" / "slos" / "inference-gameday.yaml"
+GAMEDAY_SLOS = REPO / "scenarios" / "slos" / "llm-gameday.yaml"
+TWIN = REPO / "scenarios" / "labs" / "llm-twin.yaml"
+LOAD = {"users": 12, "spawn_rate": 12, "request_timeout": "10s", "judge_share": 0.2,
+        "output_tokens": {"dist": "lognormal", "mean": 32, "sigma": 0.4, "min": 4, "max": 96}}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    config = LabConfig.model_validate(
-        {"model": {"warmup_s": 0.5}, "controller": {"provisioning_delay_s": 1.0}}
-    )
+    config = load_lab_config(TWIN).model_copy(deep=True)
+    config.controller.provisioning_delay_s = 1.0
     with Lab(config, tmp_path_factory.mktemp("gameday-lab"), slo_files=[GAMEDAY_SLOS]) as lab:
         yield lab
 
@@ -37,18 +39,17 @@ def write_scenario(
     objectives: dict[str, Any],
     guardrails: list[dict[str, Any]] | None = None,
     name: str = "test-scenario",
-    sli: str = "availability",
+    load: dict[str, Any] | None = None,
 ) -> Path:
     scenario = {
         "name": name,
         "target": {"kind": "lab", "state_file": str(lab.state_file)},
         "slos": [str(GAMEDAY_SLOS)],
-        "load": {"user": "inference", "users": 5, "spawn_rate": 5},
+        "load": {**LOAD, **(load or {})},
         "experiment": {"file": str(REPO / "experiments" / experiment), "configuration": configuration},
         "phases": phases,
         "objectives": objectives,
         "guardrails": guardrails or [],
-        "sli": sli,
     }
     path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump(scenario, sort_keys=False))

@@ -61,10 +61,25 @@ class Target:
             registry=self.registry,
         )
         cordoned = Gauge("kube_node_spec_unschedulable", "cordoned", ["node"], registry=self.registry)
+        pod_info = Gauge(
+            "kube_pod_info",
+            "pods",
+            ["namespace", "pod", "uid", "node", "created_by_kind"],
+            registry=self.registry,
+        )
+        self.pod_ready = Gauge(
+            "kube_pod_status_ready",
+            "pod readiness",
+            ["namespace", "pod", "uid", "condition"],
+            registry=self.registry,
+        )
         for region, count in REGIONS.items():
             for i in range(1, count + 1):
                 labels.labels(f"{region}-{i}", "true", region).set(1)
                 cordoned.labels(f"{region}-{i}").set(0)
+                pod_info.labels(
+                    "inference", f"vllm-{region}-{i}", f"u{region}{i}", f"{region}-{i}", "ReplicaSet"
+                ).set(1)
         self.load_stats = load_stats
         self.partitioned = False
         self.stop = threading.Event()
@@ -86,6 +101,9 @@ class Target:
                 self.responses.labels("regions", region, "2xx").inc(share)
                 for i in range(1, count + 1):
                     self.ready.labels(f"{region}-{i}", "Ready", "true").set(0 if down else 1)
+                    pod = ("inference", f"vllm-{region}-{i}", f"u{region}{i}")
+                    self.pod_ready.labels(*pod, "true").set(0 if down else 1)
+                    self.pod_ready.labels(*pod, "false").set(1 if down else 0)
             line = {
                 "v": 2, "ts": float(second - 1), "requests": RPS, "failures": failures, "rps": float(RPS),
                 "codes": {"200": RPS - failures, **({"503": failures} if failures else {})},

@@ -115,7 +115,7 @@ def test_cli_invalid_scenario_exits_2_with_one_line(tmp_path: Path) -> None:
 def test_cli_bad_lab_config_of_a_scenario_exits_2_before_anything_runs(tmp_path: Path) -> None:
     """The scenario's own files (experiment, SLOs, lab config) are all checked up front."""
     shipped = yaml.safe_load((REPO / "scenarios" / "gpu-node-loss.yaml").read_text())
-    shipped["slos"] = [str(REPO / "scenarios" / "slos" / "inference-gameday.yaml")]
+    shipped["slos"] = [str(REPO / "scenarios" / "slos" / "llm-gameday.yaml")]
     shipped["experiment"]["file"] = str(REPO / "experiments" / "gpu-node-loss.yaml")
     (tmp_path / "lab.yaml").write_text("controller:\n  provisioning_delay: 5\n")
     shipped["target"]["config"] = "lab.yaml"

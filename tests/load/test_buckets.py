@@ -171,7 +171,8 @@ def test_stats_line_has_exactly_the_v2_fields() -> None:
     line = stats_line(7, Bucket())
     assert list(line) == [
         "v", "ts", "users", "requests", "failures", "codes", "first_failure_ts", "last_failure_ts",
-        "e2e_ms", "ttft_ms", "itl_ms", "tpot_ms", "prompt_tokens", "output_tokens", "judged", "wrong",
+        "e2e_ms", "ttft_ms", "itl_ms", "tpot_ms", "ttft_censored_ms", "prompt_tokens", "output_tokens",
+        "judged", "wrong",
         "last_wrong_ts", "good", "errors", "p50_ms", "p95_ms", "p99_ms",
     ]  # fmt: skip
     assert (line["v"], line["ts"], line["requests"], line["p99_ms"]) == (2, 7.0, 0, None)

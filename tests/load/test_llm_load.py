@@ -131,7 +131,11 @@ def test_failures_codes_and_errors_including_a_cut_stream(tmp_path: Path, llm_st
     assert errors["/v1/chat/completions: HTTP 503: injected failure"] == codes["503"]
     assert any(k.startswith("/v1/chat/completions: stream cut") for k in errors)
     assert errors["/v1/chat/completions: error in stream: engine died"] > 0
-    assert int(stats["good"].sum()) == 0 and _hist(stats, "ttft_ms") == {}
+    assert int(stats["good"].sum()) == 0
+    # A failure before any token records how long it waited; a stream cut after its first token
+    # has a TTFT (the token did come).
+    assert sum(_hist(stats, "ttft_censored_ms").values()) == codes["503"]
+    assert sum(_hist(stats, "ttft_ms").values()) <= n - codes["503"]
     failing = stats[stats["failures"] > 0]
     assert (failing["first_failure_ts"] <= failing["last_failure_ts"]).all()
 
@@ -151,10 +155,10 @@ def test_distributed_workers_count_each_request_once(tmp_path: Path, llm_stub: L
 
 
 def test_a_worker_started_elsewhere_joins_the_master(tmp_path: Path, llm_stub: LlmStub) -> None:
-    llm_stub.configure(ttft_ms=[20], itl_ms=10)
+    llm_stub.configure(ttft_ms=[20, 800], itl_ms=10)
     run = LoadRun(llm_stub.url, users=2, spawn_rate=2, duration_s=4, out_dir=tmp_path / "run",
                   user="openai-chat", user_rps=0, output_tokens=3, model="stub-model",
-                  golden_path=llm_stub.golden, judge_share=0.5,
+                  golden_path=llm_stub.golden, judge_share=0.5, ttft_target_ms=400,
                   master_bind_port=free_port(), expect_workers=1)  # fmt: skip
     # The worker gets nothing from the environment: its settings come from the master.
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELIABILITY_")}
@@ -177,8 +181,10 @@ def test_a_worker_started_elsewhere_joins_the_master(tmp_path: Path, llm_stub: L
     stats = read_load_stats(run.stats_path)
     sent = llm_stub.stats()
     assert int(stats["requests"].sum()) == sent["completed"] > 0
-    assert int(stats["judged"].sum()) == sent["golden"] > 0  # the golden path came from the master
+    # The golden path, the model and the TTFT target came from the master.
+    assert int(stats["judged"].sum()) == sent["golden"] > 0
     assert list(sent["models"]) == ["stub-model"]
+    assert int(stats["good"].sum()) == sent["by_ttft"]["20"] > 0 and sent["by_ttft"]["800"] > 0
 
 
 def test_completions_and_oip_predict_users(tmp_path: Path, llm_stub: LlmStub) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reliability.analysis import rto
+from reliability.analysis import SliSpec, per_second, rto_from_seconds
 from reliability.load import LoadRun, read_load_stats
 
 from .conftest import StubServer
@@ -60,7 +60,7 @@ def test_outage_is_seen_and_rto_measured(tmp_path: Path, stub_server: StubServer
     failed = stats[stats["failures"] > 0]
     assert not failed.empty
     assert {"503"} <= set().union(*(set(c) for c in failed["codes"]))
-    result = rto(stats, inject, objective=0.99, hold_s=3)
+    result = rto_from_seconds(per_second(stats, SliSpec("a", "availability", 0.99)), inject, hold_s=3)
     assert result.status == "recovered"
     # Per-second resolution: the measured RTO is within a second of the real outage.
     assert result.rto_seconds == pytest.approx(healed - inject, abs=1.0)

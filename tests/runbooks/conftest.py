@@ -28,18 +28,17 @@ Look at it.
 
 
 def front(rb_id: str, alerts: list[str] | None = None, **extra: str) -> str:
-    lines = [
-        "---",
-        f"id: {rb_id}",
-        f"title: Runbook {rb_id}",
-        f"alerts: [{', '.join(alerts or [])}]",
-        "severity: warning",
-        "owners: [team]",
-        "last_reviewed: 2026-01-01",
-        *(f"{k}: {v}" for k, v in extra.items()),
-        "---",
-    ]
-    return "\n".join(lines) + "\n"
+    """Front matter; `extra` adds keys or replaces the defaults (a duplicate key is an error)."""
+    fields = {
+        "id": rb_id,
+        "title": f"Runbook {rb_id}",
+        "alerts": f"[{', '.join(alerts or [])}]",
+        "severity": "warning",
+        "owners": "[team]",
+        "last_reviewed": "2026-01-01",
+        **extra,
+    }
+    return "\n".join(["---", *(f"{k}: {v}" for k, v in fields.items()), "---"]) + "\n"
 
 
 WriteRunbook = Callable[..., Path]

@@ -74,10 +74,11 @@ def test_check_lists_problems_and_exits_1(write_runbook: WriteRunbook, tmp_path:
         encoding="utf-8",
     )
     args = ["check", "--dir", str(tmp_path / "runbooks"), "--alerts", str(tmp_path / "alerts")]
-    out = runner.invoke(app, [*args, "--slos", str(tmp_path / "none")])
+    (tmp_path / "no-slos").mkdir()
+    out = runner.invoke(app, [*args, "--slos", str(tmp_path / "no-slos")])
     assert out.exit_code == 1
     assert "unknown-alert: disk-full: lists alert 'GhostAlert'" in out.output
-    report = json.loads(runner.invoke(app, [*args, "--slos", str(tmp_path / "none"), "--json"]).output)
+    report = json.loads(runner.invoke(app, [*args, "--slos", str(tmp_path / "no-slos"), "--json"]).output)
     assert report["ok"] is False and report["alerts"] == ["DiskFull"]
 
 

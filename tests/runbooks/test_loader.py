@@ -54,7 +54,7 @@ def test_malformed_front_matter_names_the_file(
 def test_bad_field_names_file_and_field(
     write_runbook: WriteRunbook, extra: dict[str, str], field: str, message: str
 ) -> None:
-    # later keys win in YAML, so `extra` can also override a valid field
+    # `extra` can also replace a valid field
     path = write_runbook("svc-down", ["SvcDown"], **extra)
     with pytest.raises(InputError) as err:
         load_runbook(path)

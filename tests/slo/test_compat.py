@@ -1,5 +1,5 @@
-"""Sloth compatibility over every compat/sloth/*/input.yaml: names, label keys, thresholds, and
-the same alerts firing under promtool for the same input series."""
+"""Sloth compatibility over every compat/sloth/*/input.yaml: names, labels (keys and values),
+annotations, thresholds, and the same alerts firing under promtool for the same input series."""
 
 from __future__ import annotations
 
@@ -25,11 +25,14 @@ assert CASES, f"no Sloth compat cases under {SLOTH}"
 # Our additions: event counts behind the traffic-weighted period SLI.
 EXTRA_RECORDS = {"slo:sli_error_events:rate5m", "slo:sli_total_events:rate5m"}
 SLOTH_ONLY_LABELS = {"cmd"}  # added by Sloth's example generator, not part of the spec
+# Sloth's `--default-slo-period` of the cases that were generated with one.
+PERIODS = {"base-28d": "28d"}
 
 
 def sloth_rules(case: str) -> dict[str, Any]:
     docs = [d for d in yaml.safe_load_all((SLOTH / case / "sloth-output.yaml").read_text()) if d]
-    rules = docs[0]
+    # Kubernetes-form inputs give a PrometheusRule; its spec is the rule file.
+    rules = docs[0]["spec"] if docs[0].get("kind") == "PrometheusRule" else docs[0]
     for group in rules["groups"]:
         for rule in group["rules"]:
             for key in SLOTH_ONLY_LABELS:
@@ -38,7 +41,15 @@ def sloth_rules(case: str) -> dict[str, Any]:
 
 
 def ours(case: str) -> dict[str, Any]:
-    return compile_rules(load_slo_files([SLOTH / case / "input.yaml"]))
+    return compile_rules(load_slo_files([SLOTH / case / "input.yaml"], PERIODS.get(case)))
+
+
+def by_rule(rules: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {
+        (g["name"], r.get("record") or r["alert"], r.get("labels", {}).get("sloth_severity", "")): r
+        for g in rules["groups"]
+        for r in g["rules"]
+    }
 
 
 def shape(rules: dict[str, Any]) -> dict[tuple[str, str, str], frozenset[str]]:
@@ -70,6 +81,18 @@ def test_rule_names_and_label_keys_match_sloth(case: str) -> None:
 
 
 @pytest.mark.parametrize("case", CASES)
+def test_label_values_and_annotations_match_sloth(case: str) -> None:
+    """Window names (`4w` for 28d), sloth_mode/sloth_spec per input form, label values stringified
+    as Sloth does (`generated: true` -> "true", `actual_le: 0.2` -> "0.2"), annotations."""
+    theirs, mine = by_rule(sloth_rules(case)), by_rule(ours(case))
+    for key, rule in theirs.items():
+        assert {k: v for k, v in rule.get("labels", {}).items() if k != "sloth_version"} == {
+            k: v for k, v in mine[key].get("labels", {}).items() if k != "sloth_version"
+        }, key
+        assert rule.get("annotations") == mine[key].get("annotations"), key
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_alert_thresholds_match_sloth(case: str) -> None:
     theirs, mine = thresholds(sloth_rules(case)), thresholds(ours(case))
     assert theirs.keys() == mine.keys()
@@ -94,7 +117,7 @@ def test_same_alerts_fire_with_sloths_rules_and_ours(tmp_path: Path) -> None:
             continue
         d = tmp_path / case
         d.mkdir()
-        services = load_slo_files([SLOTH / case / "input.yaml"])
+        services = load_slo_files([SLOTH / case / "input.yaml"], PERIODS.get(case))
         files, _, _ = generate(services, d)
         assert files, f"no testable SLO in {case}"
         (d / "sloth.rules.yaml").write_text(to_yaml(sloth_rules(case)))

@@ -34,22 +34,23 @@ def sloth(objective: str = "99.9", window: str = "{{.window}}") -> str:
 
 def test_repo_slos_are_the_documented_ones() -> None:
     (svc,) = load_slo_files(sorted((REPO / "slos").glob("*.yaml")))
-    assert svc.service == "inference-api"
+    assert svc.service == "llm-api"
     by_name = {s.name: s for s in svc.slos}
-    assert set(by_name) == {"requests-availability", "requests-latency", "model-quality"}
-    assert by_name["requests-availability"].alerting.name == "InferenceAPIHighErrorRate"
-    assert by_name["requests-latency"].alerting.name == "InferenceAPIHighLatency"
-    assert by_name["model-quality"].alerting.name == "InferenceModelQualityDegraded"
-    assert [by_name[n].runbook for n in ("requests-availability", "requests-latency", "model-quality")] == [
-        "inference-availability",
-        "inference-latency",
-        "model-quality",
-    ]
-    assert by_name["requests-availability"].objective == Decimal("99.9")
+    assert {n: (s.alerting.name, s.runbook, s.client_sli) for n, s in by_name.items()} == {
+        "availability": ("LLMHighErrorRate", "llm-availability", "availability"),
+        "time-to-first-token": ("LLMSlowTimeToFirstToken", "llm-latency", "ttft"),
+        "inter-token-latency": ("LLMSlowTokenStream", "llm-latency", "itl"),
+        "goodput": ("LLMLowGoodput", "llm-latency", "goodput"),
+        "model-quality": ("LLMModelQualityDegraded", "model-quality", "quality"),
+    }
+    assert by_name["availability"].objective == Decimal("99.9")
+    ttft = by_name["time-to-first-token"]
+    assert ttft.latency is not None and ttft.latency.metric == "vllm:time_to_first_token_seconds"
+    assert 'le="0.5"' in ttft.sli.error_query
 
 
 def test_latency_sli_counts_requests_above_threshold_as_errors() -> None:
-    (svc,) = load_slo_files([REPO / "slos" / "inference-api.yaml"])
+    (svc,) = load_slo_files([REPO / "tests" / "slo" / "data" / "inference-api.yaml"])
     lat = next(s for s in svc.slos if s.name == "requests-latency")
     assert isinstance(lat.sli, EventsSLI)
     assert (

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from reliability.lab.config import ModelConfig
+from reliability.lab.config import PredictorConfig
 from reliability.lab.llm.engine import EngineConfig
 from reliability.lab.llm.tinylm import LmConfig, write_checkpoint
 from reliability.lab.model import write_checkpoint as write_predictor
@@ -52,7 +52,7 @@ class Checkpoints:
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Checkpoints:
     d = tmp_path_factory.mktemp("checkpoints")
     lm_sha = write_checkpoint(d / "lm.npz", LmConfig())
-    return Checkpoints(d / "lm.npz", lm_sha, d / "mlp.npz", write_predictor(d / "mlp.npz", ModelConfig()))
+    return Checkpoints(d / "lm.npz", lm_sha, d / "mlp.npz", write_predictor(d / "mlp.npz", PredictorConfig()))
 
 
 def node_spec(ck: Checkpoints, **overrides: Any) -> dict[str, Any]:

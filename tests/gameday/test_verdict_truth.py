@@ -1,0 +1,76 @@
+"""Every shipped scenario, run on the LLM twin with its fault timings drawn at random, measures what
+the lab's ground truth says happened: TTD per severity (Prometheus' own alert evaluations), RTO per
+SLI (the events that end each fault's effect), capacity RTO (node readiness events), RPO (the
+store's acknowledgements), and the availability budget (Locust's own request counts) - each within
+1 s (budget within 1%). `benchmarks/bench_verdict_truth.py` runs the long version with a table.
+
+The lab is started by the test (with the scenario's own lab config and SLOs) and the run attaches
+to it, so Prometheus' raw samples can be read back after the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.gameday.truth import SHIPPED, Truth, run_with_truth
+
+pytestmark = pytest.mark.slow
+
+SEED = int(os.environ.get("RELIABILITY_TRUTH_SEED", random.SystemRandom().randrange(1 << 30)))
+
+
+@pytest.mark.parametrize("name", SHIPPED, ids=SHIPPED)
+def test_shipped_scenario_measures_the_ground_truth(name: str, tmp_path: Path) -> None:
+    rng = random.Random(f"{SEED}-{name}")
+    truth = run_with_truth(name, tmp_path, rng)
+    print(f"seed {SEED}: {name} {truth.timings}")  # reproduce with RELIABILITY_TRUTH_SEED
+    check(truth)
+
+
+def check(t: Truth) -> None:
+    r = t.result
+    expect = t.expect
+    assert r["status"] == expect.status, (r["status"], r.get("error"), _verdicts(r))
+    assert abs(r["inject_ts"] - t.fault_ts) <= 1.0, (r["inject_ts"], t.fault_ts)
+    for severity, alert_truth in t.alert_truth.items():
+        measured = next(d for d in r["detection"] if d["severity"] == severity)
+        assert abs(measured["ttd_seconds"] - alert_truth) <= 1.0, (severity, measured, alert_truth)
+    for slo, rto_truth in t.rto_truth.items():
+        sli = next(s for s in r["slis"] if s["slo"] == slo)
+        assert sli["status"] == "recovered", (slo, sli)
+        assert abs(sli["rto_seconds"] - rto_truth) <= 1.0, (slo, sli["rto_seconds"], rto_truth)
+    if t.capacity_truth is not None:
+        cap = r["capacity"]
+        assert cap["status"] == "recovered", cap
+        assert abs(cap["rto_seconds"] - t.capacity_truth) <= 1.0, (cap, t.capacity_truth)
+        # Prometheus' view (pod readiness scraped every second) agrees within its resolution.
+        assert cap["rto_prometheus_seconds"] is not None
+        assert abs(cap["rto_prometheus_seconds"] - t.capacity_truth) <= 2.5, cap
+    if t.rpo_truth is not None:
+        assert r["rpo"] is not None and abs(r["rpo"]["rpo_seconds"] - t.rpo_truth) <= 1.0, (
+            r["rpo"],
+            t.rpo_truth,
+        )
+    if t.locust_totals is not None:
+        requests, failures = t.locust_totals
+        avail = next(s for s in r["slis"] if s["client_sli"] == "availability")
+        assert avail["total_events"] == pytest.approx(requests, rel=0.01, abs=2)
+        assert avail["bad_events"] == pytest.approx(failures, rel=0.01, abs=2)
+    for name, verdict in expect.verdicts.items():
+        assert _verdicts(r).get(name) == verdict, (name, _verdicts(r))
+
+
+def _verdicts(r: dict[str, Any]) -> dict[str, str]:
+    return {o["name"]: o["verdict"] for o in r["objectives"]}
+
+
+def test_truth_helpers_cover_every_shipped_scenario() -> None:
+    shipped = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "scenarios").glob("*.yaml"))
+    assert sorted(SHIPPED) == shipped
+    json.dumps(SEED)
