@@ -153,6 +153,11 @@ def test_kube_state_metrics_view_of_the_controller() -> None:
     assert value("kube_node_status_condition", node="us-east-2", condition="GPUUnhealthy", status="true") == 1
     assert value("kube_node_status_condition", node="us-east-3", condition="Ready", status="unknown") == 1
     assert value("kube_node_spec_taint", node="us-east-2", key="nvidia.com/gpu-unhealthy") == 1
+    assert (
+        value("kube_node_status_capacity", node="us-east-2", resource="nvidia_com_gpu", unit="integer") == 1
+    )
+    assert value("kube_node_status_allocatable", node="us-east-2", resource="nvidia_com_gpu") == 0
+    assert value("kube_node_status_allocatable", node="us-east-1", resource="nvidia_com_gpu") == 1
     assert value("kube_node_labels", node="us-east-1", label_topology_kubernetes_io_region="us-east") == 1
     assert not [lab for n, lab, _ in samples if lab.get("node") == "us-east-5"]  # removed from the cluster
     # Serving capacity = ready pods in `inference`: the standby's pod is elsewhere until promoted.
