@@ -82,19 +82,15 @@ def chaos_run(
     return proc, json.loads(journal.read_text())
 
 
-def test_every_shipped_experiment_validates_with_plain_chaos() -> None:
-    procs = {
-        exp.stem: subprocess.Popen(
-            [CHAOS, "--no-log-file", "validate", str(exp)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for exp in EXPERIMENTS
-    }
-    for name, proc in procs.items():
-        out, _ = proc.communicate(timeout=60)
-        assert proc.returncode == 0 and "looks valid" in out, (name, out)
+def test_every_shipped_experiment_validates_as_plain_chaos_validates_it() -> None:
+    """What `chaos validate` does (chaoslib's loader and validation), in this process: the two
+    experiments below then run with the real `chaos` command."""
+    from chaoslib.experiment import ensure_experiment_is_valid
+    from chaoslib.loader import load_experiment
+
+    for exp in EXPERIMENTS:
+        ensure_experiment_is_valid(load_experiment(str(exp)))
+    assert len(EXPERIMENTS) == 9
 
 
 # Experiment, the lab event its fault shows up as, and the event of the platform's recovery.

@@ -193,6 +193,17 @@ def fleet_whole(lab: Lab) -> bool:
     return False
 
 
+def scraped(lab: Lab) -> bool:
+    """Prometheus scrapes every target of the lab as it is now (Prometheus 2.42 applies new
+    targets on a 5 s tick, also the first ones: a lab just up is not monitored for a few seconds)."""
+    s = state(lab)
+    live = [n for n in s.nodes if n.status not in ("replaced", "stopped")]
+    expected = (
+        2 * len(live) + 2 * len(s.regions) + 1 + 2
+    )  # vllm + dcgm, region gw + store, ingress, ksm + canary
+    return len(prom_query(lab, "up == 1")) == expected
+
+
 def start_lab(config: LabConfig, workdir: Path, isolation: str, **kw: Any) -> Lab:
     lab = Lab(config, workdir, isolation=isolation, slo_files=kw.pop("slo_files", SLO_FILES), **kw)
     try:
@@ -215,6 +226,7 @@ def twin(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 def lab(twin: Lab) -> Iterator[Lab]:
     """The shared twin, whole at the start of the test and healed after it."""
     wait_for(lambda: fleet_whole(twin), 60, what="the fleet whole before the test")
+    wait_for(lambda: scraped(twin), 30, what="Prometheus scraping every target")
     yield twin
     with contextlib.suppress(Exception):
         faults.heal(twin.state_file)
