@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +31,8 @@ from reliability.lab.topology import tmp_socket_dir
 
 REPO = Path(__file__).resolve().parents[2]
 HAS_NETNS = netns_available()
-PREFERRED = "netns" if HAS_NETNS else "proxy"
+# The isolation mode of tests that do not depend on it (override: RELIABILITY_TEST_ISOLATION=proxy).
+PREFERRED = os.environ.get("RELIABILITY_TEST_ISOLATION") or ("netns" if HAS_NETNS else "proxy")
 ISOLATIONS = [
     "proxy",
     pytest.param("netns", marks=pytest.mark.skipif(not HAS_NETNS, reason="netns needs root")),

@@ -17,7 +17,6 @@ import yaml
 from reliability.lab import Lab
 from reliability.lab.state import read_state
 from tests.lab.conftest import (
-    HAS_NETNS,
     PREFERRED,
     REPO,
     leftovers,
@@ -166,7 +165,7 @@ def test_lab_down_after_the_supervisor_was_killed_leaves_nothing(tmp_path: Path,
     os.kill(doc["supervisor"]["pid"], signal.SIGKILL)
     assert lab.proc is not None
     lab.proc.wait(10)
-    if HAS_NETNS:
+    if doc["fabric"]["mode"] == "netns":
         failed = cli("lab", "down", "--dir", str(lab_dir), env=fake_ip(tmp_path))
         assert failed.returncode == 2 and failed.stderr.count("\n") == 1, failed.stderr
         assert "teardown" in failed.stderr
