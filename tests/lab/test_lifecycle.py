@@ -17,6 +17,7 @@ import yaml
 from reliability.lab import Lab
 from reliability.lab.state import read_state
 from tests.lab.conftest import (
+    ISOLATIONS,
     PREFERRED,
     REPO,
     leftovers,
@@ -121,11 +122,12 @@ time.sleep(600)
 """
 
 
-def test_a_lab_whose_starter_is_killed_tears_itself_down(lab_dir: Path) -> None:
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_a_lab_whose_starter_is_killed_tears_itself_down(lab_dir: Path, isolation: str) -> None:
     """Not detached: the supervisor sees it was orphaned (RELIABILITY_LAB_STOP_WHEN_ORPHANED) and
     stops everything, namespaces, bridge and routes included - no command needed."""
     starter = subprocess.Popen(
-        [sys.executable, "-c", STARTER, str(lab_dir), PREFERRED],
+        [sys.executable, "-c", STARTER, str(lab_dir), isolation],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
@@ -156,10 +158,13 @@ def fake_ip(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
 
 
-def test_lab_down_after_the_supervisor_was_killed_leaves_nothing(tmp_path: Path, lab_dir: Path) -> None:
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_lab_down_after_the_supervisor_was_killed_leaves_nothing(
+    tmp_path: Path, lab_dir: Path, isolation: str
+) -> None:
     """And a network teardown that fails leaves the lab `teardown_failed`, not `down`; a later
     `lab down` finishes it."""
-    lab = Lab(small_config(), lab_dir, isolation=PREFERRED, slo_files=[], keep_running=True)
+    lab = Lab(small_config(), lab_dir, isolation=isolation, slo_files=[], keep_running=True)
     lab.start()
     doc = read_state_doc(lab_dir)
     os.kill(doc["supervisor"]["pid"], signal.SIGKILL)
