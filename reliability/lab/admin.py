@@ -35,7 +35,9 @@ def admin_app(sup: Supervisor) -> web.Application:
         if unknown:
             raise FaultError(f"unknown argument(s) of fail_model: {', '.join(sorted(unknown))}")
         body = {"mode": mode, **{k: v for k, v in fields.items() if v is not None}}
-        return await nodes.fail_model(target, body)
+        result = await nodes.fail_model(target, body)
+        sup.save()  # state.json lists the fault before the caller hears it is in place
+        return result
 
     async def stall_replacements(region: str) -> dict[str, Any]:
         if region not in sup.regions:

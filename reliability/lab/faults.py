@@ -9,6 +9,7 @@ Node fault modes of `fail_model` (docs/twin.md 1.4): errors (rate), latency (lat
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ import requests
 
 from reliability.errors import HarnessError
 from reliability.lab.lab import down_from_state, supervisor_alive
-from reliability.lab.state import read_state
+from reliability.lab.state import LabState, read_state
 
 TIMEOUT_S = 30.0
+STOP_WAIT_S = 60.0  # a stopping supervisor's own teardown (its processes get a few seconds each)
 
 
 class LabUnavailable(HarnessError):
@@ -95,11 +97,26 @@ def _undo(state: Path | str, fault: str, **args: Any) -> dict[str, Any]:
         return _call(state, fault, **args)
     except LabUnavailable:
         data = read_state(Path(state))
+        if data is not None and data.phase == "stopping" and supervisor_alive(data):
+            # Tearing itself down (e.g. orphaned by a killed harness): that heals every fault.
+            data = _wait_stopped(Path(state))
         if data is None or data.phase == "down":
             return {"healed": [], "lab": "not running"}
         if supervisor_alive(data):
             raise
         return {"healed": down_from_state(Path(state)), "lab": "stopped (its supervisor was gone)"}
+
+
+def _wait_stopped(state: Path) -> LabState | None:
+    """The lab's state once its supervisor has finished stopping it (or died, or STOP_WAIT_S passed)."""
+    deadline = time.monotonic() + STOP_WAIT_S
+    data = read_state(state)
+    while data is not None and data.phase == "stopping" and supervisor_alive(data):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+        data = read_state(state)
+    return data
 
 
 def lab_status(state: Path | str) -> dict[str, Any]:

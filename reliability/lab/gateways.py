@@ -20,6 +20,8 @@ from reliability.lab.haproxy import (
 from reliability.lab.topology import NodePlan
 
 NODES_BACKEND = "vllm"
+INGRESS_BACKEND = "regions"
+STORE_BACKEND = "store"
 
 
 class Gateways:
@@ -55,6 +57,22 @@ class Gateways:
     def stop(self) -> None:
         for proc in self.procs.values():
             proc.stop(grace_s=1.0)
+
+    def serving(self) -> bool:
+        """Every server of every gateway passes its health checks: each region gateway routes to all
+        its GPU nodes, the ingress to every region and to the store's primary. Blocking (runtime
+        API); until then a request through the ingress may get a 503."""
+        for name, proc in self.procs.items():
+            backends = (NODES_BACKEND,) if name != "global" else (INGRESS_BACKEND, STORE_BACKEND)
+            for backend in backends:
+                rows = [r for r in proc.runtime.show_stat(backend) if r.is_server]
+                usable = [r for r in rows if r.status in ("UP", "no check")]
+                if backend == STORE_BACKEND:
+                    if not usable:
+                        return False  # the primary's store (the only one passing /primary)
+                elif len(usable) < len(rows) or not rows:
+                    return False
+        return True
 
     def alive(self) -> dict[str, bool]:
         return {name: p.alive() for name, p in self.procs.items()}

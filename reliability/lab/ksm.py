@@ -4,7 +4,9 @@ Names, label names and the true/false/unknown triplet of conditions as kube-stat
 (`internal/store/node.go`, `pod.go`) has them, so alerts and the signals profile written on them
 work on a real cluster. Labels of nodes are exported as `label_<sanitised key>` the way
 `--metric-labels-allowlist=nodes=[topology.kubernetes.io/region,nvidia.com/gpu.present]` does.
-One serving pod (`vllm-<node>` in namespace `inference`) runs on each GPU node.
+One serving pod (`vllm-<node>` in namespace `inference`) runs on each GPU node. A warm standby's pod
+is in namespace `inference-standby` (a warm pool the Service does not select) until it is promoted,
+so that queries of serving capacity (ready pods in `inference`) never count it.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from reliability.lab.state import NodeState
 
 NAMESPACE = "inference"
+STANDBY_NAMESPACE = "inference-standby"
 REGION_LABEL = "topology.kubernetes.io/region"
 GPU_LABEL = "nvidia.com/gpu.present"
+GPU_RESOURCE = "nvidia_com_gpu"  # nvidia.com/gpu, sanitised as kube-state-metrics exports resources
 CONDITION_STATUSES = ("true", "false", "unknown")
 
 
@@ -52,6 +56,18 @@ class KubeStateCollector(Collector):
         unschedulable = GaugeMetricFamily(
             "kube_node_spec_unschedulable", "Whether a node can schedule new pods.", labels=["node"]
         )
+        # One GPU per node, as the NVIDIA device plugin advertises it; an unhealthy GPU is no longer
+        # allocatable (the plugin reports the device unhealthy).
+        capacity = GaugeMetricFamily(
+            "kube_node_status_capacity",
+            "The capacity for different resources of a node.",
+            labels=["node", "resource", "unit"],
+        )
+        allocatable = GaugeMetricFamily(
+            "kube_node_status_allocatable",
+            "The allocatable for different resources of a node that are available for scheduling.",
+            labels=["node", "resource", "unit"],
+        )
         taint = GaugeMetricFamily(
             "kube_node_spec_taint", "The taint of a cluster node.", labels=["node", "key", "value", "effect"]
         )
@@ -74,6 +90,9 @@ class KubeStateCollector(Collector):
                 for status in CONDITION_STATUSES:
                     condition.add_metric([n.name, cond, status], 1.0 if status == observed else 0.0)
             unschedulable.add_metric([n.name], 1.0 if n.unschedulable else 0.0)
+            capacity.add_metric([n.name, GPU_RESOURCE, "integer"], 1.0)
+            healthy = not n.conditions.get("GPUUnhealthy")
+            allocatable.add_metric([n.name, GPU_RESOURCE, "integer"], 1.0 if healthy else 0.0)
             if n.unschedulable:
                 taint.add_metric([n.name, "node.kubernetes.io/unschedulable", "", "NoSchedule"], 1.0)
             if n.conditions.get("GPUUnhealthy"):
@@ -81,12 +100,13 @@ class KubeStateCollector(Collector):
             if n.status == "drained":
                 continue  # its pod was evicted: the node stays, cordoned, without one
             pod = pod_name(n.name)
-            uid = f"uid-{pod}"
-            pod_info.add_metric([NAMESPACE, pod, uid, n.name, "ReplicaSet"], 1.0)
+            namespace = STANDBY_NAMESPACE if n.standby else NAMESPACE
+            uid = f"uid-{namespace}-{pod}"
+            pod_info.add_metric([namespace, pod, uid, n.name, "ReplicaSet"], 1.0)
             ready = "true" if n.ready else "false"
             for status in CONDITION_STATUSES:
-                pod_ready.add_metric([NAMESPACE, pod, uid, status], 1.0 if status == ready else 0.0)
-        yield from (labels, condition, unschedulable, taint, pod_info, pod_ready)
+                pod_ready.add_metric([namespace, pod, uid, status], 1.0 if status == ready else 0.0)
+        yield from (labels, condition, unschedulable, capacity, allocatable, taint, pod_info, pod_ready)
 
 
 def kube_state_registry(snapshot: Callable[[], Sequence[NodeState]]) -> CollectorRegistry:

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -219,6 +220,12 @@ def down_from_state(state_file: Path | str) -> list[str]:
             write_state(state_file, state)
             raise
         removed += [f"netns {ns}" for ns in existed]
+    from reliability.lab.topology import tmp_socket_dir
+
+    sockets = tmp_socket_dir(state.lab_id)
+    if sockets.is_dir():  # the supervisor removes it when it stops; not when it was killed
+        shutil.rmtree(sockets, ignore_errors=True)
+        removed.append(f"dir {sockets}")
     if state.phase != "down":
         comps = [c.model_copy(update={"pid": None}) for c in state.components]
         write_state(

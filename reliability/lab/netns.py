@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import zlib
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -32,6 +33,8 @@ ROUTE_PROTO = "242"
 # Above the kernel's connected route (metric 0): the unreachable route only wins once the bridge is gone.
 UNREACHABLE_METRIC = "4242"
 _CMD_TIMEOUT_S = 10.0
+NETNS_DIR = Path("/run/netns")
+SYS_NET = Path("/sys/class/net")
 _LAB_ID = re.compile(r"^[a-z0-9]{1,8}$")
 _REGION = re.compile(r"^[a-z0-9-]{1,32}$")
 _MAX_REGIONS = 99  # keeps veth names ("rl<lab_id>_h<idx>") within the kernel's 15 characters
@@ -67,6 +70,23 @@ def _ip(*args: str, ns: str | None = None, check: bool = True) -> subprocess.Com
 def _ip_json(*args: str, ns: str | None = None) -> list[dict[str, Any]]:
     out = _ip("-j", *args, ns=ns, check=False).stdout.strip()
     return json.loads(out) if out else []
+
+
+def kernel_routes() -> list[ipaddress.IPv4Network]:
+    """Destinations of the root namespace's main IPv4 table (unreachable and blackhole too)."""
+    try:
+        lines = Path("/proc/net/route").read_text().splitlines()[1:]
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        dst = ipaddress.IPv4Address(bytes.fromhex(fields[1])[::-1])
+        mask = ipaddress.IPv4Address(bytes.fromhex(fields[7])[::-1])
+        out.append(ipaddress.IPv4Network(f"{dst}/{mask}", strict=False))
+    return out
 
 
 def list_namespaces() -> list[str]:
@@ -227,6 +247,23 @@ class NetnsFabric:
         self._partitioned.clear()
         # Last, so no moment exists where the subnet is routable elsewhere.
         self._remove_unreachable()
+        left = self.remains()
+        if left:
+            # The `ip` calls above ignore their errors (each step may find its object gone); the
+            # kernel's own view says whether the teardown really happened.
+            raise HarnessError(f"network teardown of lab {self.lab_id} left {', '.join(left)}")
+
+    def remains(self) -> list[str]:
+        """What of this lab still exists, read from the kernel (/run/netns, /sys/class/net,
+        /proc/net/route) rather than from `ip`, whose failure would read as "nothing there"."""
+        left = [
+            f"netns {self.namespace(r)}" for r in self.regions if (NETNS_DIR / self.namespace(r)).exists()
+        ]
+        links = [self.bridge] + [self._veth(r)[0] for r in self.regions]
+        left += [f"link {name}" for name in links if (SYS_NET / name).exists()]
+        net = ipaddress.ip_network(self.subnet)
+        left += [f"route {dst}" for dst in kernel_routes() if dst.subnet_of(net)]  # type: ignore[arg-type]
+        return left
 
     def to_state(self) -> dict[str, Any]:
         return NetnsState(

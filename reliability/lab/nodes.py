@@ -84,6 +84,7 @@ class Node:
             status=self.status,  # type: ignore[arg-type]
             ready=self.ready,
             unschedulable=self.unschedulable,
+            standby=self.standby,
             conditions=dict(self.conditions),
             model_version=self.model_version,
             replaces=self.plan.replaces,
@@ -131,6 +132,8 @@ class NodeController:
         self.model_faults: dict[str, dict[str, Any]] = {}  # target -> fault body
         self._tasks: set[asyncio.Task[None]] = set()
         self._rollout: asyncio.Task[None] | None = None
+        self._rollout_target = ""
+        self._injecting: set[str] = set()  # nodes whose Xid is being injected right now
 
     # -- processes ---------------------------------------------------------------------------------
     def event(self, name: str, **fields: Any) -> None:
@@ -242,7 +245,11 @@ class NodeController:
         if self.partitioned(node.region):
             node.misses = 0  # the region's control plane is cut off with it: a partition is not node loss
             return
+        if node.name in self._injecting:
+            return
         status = await self.agent_status(node, max(0.2, cfg.heartbeat_interval_s))
+        if node.name in self._injecting:
+            return  # this answer may already carry the Xid being injected: the next beat will tell
         if status is None:
             if not node.answered:
                 # Still booting: a node that never joined is lost only after the boot timeout.
@@ -255,7 +262,15 @@ class NodeController:
             return
         node.misses, node.answered = 0, True
         node.model_version = str(status.get("model_version") or node.model_version)
+        # The Xid first: GPU health tooling's condition and cordon are the cause of the node's
+        # not-ready (one heartbeat sees both), and the event log must read in that order.
+        xid = int(status.get("last_xid") or 0)
+        if xid and xid != node.last_xid:
+            node.last_xid = xid
+            if xid in cfg.fatal_xids and not node.conditions.get("GPUUnhealthy"):
+                self.gpu_unhealthy(node, xid)
         ready = status.get("state") == "ready" and status.get("engine") in ("running", "hung")
+        ready = ready and not node.conditions.get("GPUUnhealthy")
         if ready != node.ready:
             node.ready = ready
             if node.status == "loading" and ready:
@@ -269,11 +284,6 @@ class NodeController:
                         "replacement_ready", node=node.name, region=node.region, replaces=node.plan.replaces
                     )
             self.on_change()
-        xid = int(status.get("last_xid") or 0)
-        if xid and xid != node.last_xid:
-            node.last_xid = xid
-            if xid in cfg.fatal_xids and not node.conditions.get("GPUUnhealthy"):
-                self.gpu_unhealthy(node, xid)
 
     def lose(self, node: Node, reason: str) -> None:
         """The node stopped reporting: NotReady (Unknown), its pod lost; replace it."""
@@ -412,8 +422,13 @@ class NodeController:
         if not mode.startswith("xid") or not mode[3:].isdigit():
             raise FaultError(f"unknown kill mode {mode!r}; use sigkill or xid<code> (e.g. xid79, xid48)")
         code = int(mode[3:])
-        await self.set_node_fault(node, {"mode": "xid", "code": code})
-        self.event("node_xid", node=name, region=node.region, xid=code)
+        # No heartbeat may see the Xid before it is logged as injected (ground truth in order).
+        self._injecting.add(name)
+        try:
+            await self.set_node_fault(node, {"mode": "xid", "code": code})
+            self.event("node_xid", node=name, region=node.region, xid=code)
+        finally:
+            self._injecting.discard(name)
         return {"node": name, "mode": mode, "xid": code}
 
     async def fail_model(self, target: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -428,8 +443,10 @@ class NodeController:
         return {"target": target, "nodes": applied}
 
     async def restore_model(self, target: str) -> dict[str, Any]:
-        if self._rollout is not None and not self._rollout.done():
-            self._rollout.cancel()
+        rollout = self._rollout
+        if rollout is not None and not rollout.done() and target in (self._rollout_target, "all"):
+            rollout.cancel()
+            self.event("model_rollout_cancelled", target=self._rollout_target)
         restored = []
         for node in self.targets(target):
             if node.alive() and node.status != "lost":
@@ -458,6 +475,7 @@ class NodeController:
         self.event("model_rollout_started", target=target, version=version, failure=failure)
         await self.set_node_fault(canary, body)
         self.event("model_rollout_canary", node=canary.name, region=canary.region, version=version)
+        self._rollout_target = target
         self._rollout = asyncio.ensure_future(self._analyse(canary, nodes[1:], target, version, body))
         return {"target": target, "version": version, "canary": canary.name}
 
@@ -485,12 +503,14 @@ class NodeController:
                         failures=failures,
                         reason="canary analysis failed",
                     )
+                    self.on_change()
                     return
             await asyncio.sleep(cfg.probe_interval_s)
         for node in rest:
             with contextlib.suppress(FaultError):
                 await self.set_node_fault(node, body)
         self.event("model_rollout_complete", target=target, version=version)
+        self.on_change()
 
     async def _answers_right(self, node: Node, case: GoldenCase) -> bool:
         from reliability.lab.prober import answer_text, golden_request

@@ -50,6 +50,7 @@ class NodeState(_Model):
     status: NodeStatus
     ready: bool = False
     unschedulable: bool = False
+    standby: bool = False  # a warm standby: model loaded, out of rotation, not serving capacity
     conditions: dict[str, bool] = Field(default_factory=dict)  # e.g. {"Ready": True, "GPUUnhealthy": False}
     model_version: str = ""
     replaces: str | None = None  # the lost node this one replaces

@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from reliability.errors import HarnessError
 from reliability.lab.admin import admin_app
 from reliability.lab.config import LabConfig
 from reliability.lab.events import append_event
@@ -314,11 +315,23 @@ class Supervisor:
                 if n.status not in ("replaced", "stopped") and not n.alive():
                     raise RuntimeError(f"node {n.name} exited during start; see {self.log_dir}")
             stores_ok = all([await self.stores.status(r) is not None for r in self.stores.stores])
-            if stores_ok and self.nodes.all_ready() and await asyncio.to_thread(self.prometheus.ready):
+            if (
+                stores_ok
+                and self.nodes.all_ready()
+                and await asyncio.to_thread(self.prometheus.ready)
+                and await asyncio.to_thread(self._gateways_serving)
+            ):
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the lab was not ready after {START_TIMEOUT_S}s")
             await asyncio.sleep(0.05)
+
+    def _gateways_serving(self) -> bool:
+        assert self.gateways is not None
+        try:
+            return self.gateways.serving()
+        except HarnessError:
+            return False  # a runtime socket not answering yet
 
     def stop_all(self) -> None:
         """Stop everything and tear the fabric down. A failed teardown leaves the lab marked

@@ -46,6 +46,11 @@ def write_artifacts(config: LabConfig, workdir: Path) -> Artifacts:
     return Artifacts(models / "llm.npz", sha, models / "predictor.npz", predictor_sha, golden)
 
 
+def tmp_socket_dir(lab_id: str) -> Path:
+    """Where a lab with a long work dir keeps its unix sockets (removed with the lab)."""
+    return Path(tempfile.gettempdir()) / f"rl-{lab_id}"
+
+
 @dataclass
 class NodePlan:
     name: str
@@ -92,7 +97,7 @@ class Planner:
             <= UNIX_PATH_MAX
         ):
             return self.workdir / "gateways"
-        return Path(tempfile.gettempdir()) / f"rl-{self.lab_id}"
+        return tmp_socket_dir(self.lab_id)
 
     def node(self, region: str, standby: bool = False, replaces: str | None = None) -> NodePlan:
         n = self._count.get(region, 0) + 1

@@ -1,7 +1,9 @@
-"""The five shipped experiments through our runner, and crash recovery through the ledger.
+"""The shipped experiments through our runner, and crash recovery through the ledger.
 
-The lab side is `tests.chaos.recording_faults` (the same functions over a state file); the
-game-day tests run the same experiments against the real lab.
+The lab side is `tests.chaos.recording_faults` (the same functions over a state file) and the
+detection side a real Prometheus whose rules make every alert an experiment expects fire at once:
+this tests the chaos layer (ledger, rollbacks, recover, the hypothesis' probes), not the platform.
+tests/chaos/test_chaos_cli.py runs experiments with plain `chaos run` against the real lab.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
 from reliability.chaos.ledger import FaultLedger, ledger_for_state
+from reliability.chaos.probes import alert_firing
 from reliability.chaos.runner import ExperimentProcess, ExperimentRunSpec, validate_experiment
 from reliability.errors import InputError
+from reliability.lab.state import LabState, NodeState, ProcessRef, write_state
 from reliability.prometheus import LocalPrometheus
 from tests.chaos.recording_faults import active_faults
 
@@ -51,9 +56,26 @@ def endpoint() -> Iterator[str]:
 
 
 def make_state(tmp_path: Path, endpoint: str) -> Path:
+    """A lab state whose service endpoint and every node's API are the stub HTTP server."""
     state = tmp_path / "lab" / "state.json"
     state.parent.mkdir()
-    state.write_text(json.dumps({"endpoint": endpoint, "faults": {}}))
+    nodes = [
+        NodeState(name=f"{r}-{i}", region=r, status="ready", ready=True, api_url=endpoint)
+        for r in ("us-east", "eu-west")
+        for i in (1, 2, 3)
+    ]
+    doc = LabState(
+        lab_id="recorded",
+        workdir=str(state.parent),
+        phase="ready",
+        isolation="proxy",
+        supervisor=ProcessRef(),
+        started_at=time.time(),
+        endpoint=endpoint,
+        regions=["us-east", "eu-west"],
+        nodes=nodes,
+    )
+    write_state(state, doc)
     return state
 
 
@@ -69,17 +91,78 @@ def spec(tmp_path: Path, exp: Path, state: Path, prom: str, hold: float) -> Expe
     )
 
 
-def test_there_are_five_valid_experiments() -> None:
+def expected_alerts(exp: Path) -> set[str]:
+    """The alerts an experiment's steady-state hypothesis expects to fire during the fault."""
+    doc = yaml.safe_load(exp.read_text(encoding="utf-8"))
+    probes = (doc.get("steady-state-hypothesis") or {}).get("probes", [])
+    return {
+        p["provider"]["arguments"]["alertname"]
+        for p in probes
+        if p["provider"].get("func") == "alert_fired_during_fault"
+    }
+
+
+def injections(exp: Path) -> int:
+    doc = yaml.safe_load(exp.read_text(encoding="utf-8"))
+    undo = {"heal", "heal_partition", "restore_model", "unstall_replacements"}
+    return sum(1 for a in doc["method"] if a["type"] == "action" and a["provider"]["func"] not in undo)
+
+
+@pytest.fixture
+def alerting_prometheus(local_prometheus: LocalPrometheus, tmp_path: Path) -> LocalPrometheus:
+    """The real Prometheus with every expected alert of the shipped experiments firing."""
+    names = sorted({a for exp in EXPERIMENTS for a in expected_alerts(exp)})
+    rules = {
+        "groups": [
+            {
+                "name": "always-firing",
+                "rules": [
+                    {"alert": n, "expr": "vector(1)", "labels": {"severity": "critical"}} for n in names
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "always.rules.yaml"
+    path.write_text(yaml.safe_dump(rules))
+    local_prometheus.rule_files = [path]
+    local_prometheus.write_config()
+    local_prometheus.reload()
+    for _ in range(100):
+        if all(alert_firing(n, local_prometheus.url) for n in names):
+            break
+        time.sleep(0.1)
+    return local_prometheus
+
+
+def test_the_shipped_experiments_are_valid_and_each_expects_a_detection() -> None:
     names = {p.stem for p in EXPERIMENTS}
     assert names == {
         "gpu-node-loss",
-        "region-partition",
+        "gray-failure",
+        "kv-cache-pressure",
         "model-failure",
+        "region-partition",
+        "replacement-stuck",
         "silent-model-degradation",
+        "slow-decode",
         "store-region-loss",
+    }
+    platform = {
+        r["alert"]
+        for g in yaml.safe_load((REPO / "alerts" / "platform.rules.yaml").read_text())["groups"]
+        for r in g["rules"]
+    }
+    slo_alerts = {
+        s["alerting"]["name"]
+        for s in yaml.safe_load((REPO / "slos" / "llm-serving.yaml").read_text())["slos"]
     }
     for p in EXPERIMENTS:
         validate_experiment(p)
+        # Every alert an experiment expects exists, so plain `chaos run` deviates when it does not
+        # fire. Two detect otherwise: model-failure by the platform's own rollback, gray-failure by
+        # the load generator's time to first token (no token, no vLLM sample).
+        assert expected_alerts(p) <= platform | slo_alerts, p.stem
+        assert expected_alerts(p) or p.stem in ("model-failure", "gray-failure"), p.stem
 
 
 def test_unknown_configuration_override_is_an_input_error() -> None:
@@ -89,13 +172,13 @@ def test_unknown_configuration_override_is_an_input_error() -> None:
 
 @pytest.mark.parametrize("exp", EXPERIMENTS, ids=lambda p: p.stem)
 def test_experiment_injects_then_rolls_back(
-    tmp_path: Path, exp: Path, endpoint: str, local_prometheus: LocalPrometheus
+    tmp_path: Path, exp: Path, endpoint: str, alerting_prometheus: LocalPrometheus
 ) -> None:
     state = make_state(tmp_path, endpoint)
-    proc = ExperimentProcess(spec(tmp_path, exp, state, local_prometheus.url, 0.3), tmp_path / "s.json")
+    proc = ExperimentProcess(spec(tmp_path, exp, state, alerting_prometheus.url, 0.3), tmp_path / "s.json")
     assert proc.start().wait(90) == 0, (tmp_path / "chaos.log").read_text()[-3000:]
     ledger = FaultLedger(ledger_for_state(state))
-    assert len(ledger.entries()) == 1  # recorded before it was injected
+    assert len(ledger.entries()) == injections(exp)  # each recorded before it was injected
     assert ledger.active() == [] and active_faults(state) == {}
     events = [json.loads(line)["event"] for line in (tmp_path / "timeline.jsonl").read_text().splitlines()]
     assert events.index("fault_injected") < events.index("rollback_start") < events.index("fault_cleared")
@@ -125,7 +208,7 @@ def test_sigkill_then_recover_leaves_no_fault_and_recover_is_idempotent(
         proc.wait(10)
     finally:
         proc.interrupt(grace=5)
-    assert active_faults(state) == {"partition:eu-west": True}
+    assert active_faults(state) == {"partition:eu-west": {"fault": "partition_region"}}
 
     def recover() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
