@@ -50,15 +50,16 @@ def seen(lab: Lab, selector: str) -> float | None:
     return value
 
 
-def replacement_chain(lab: Lab, old: str, t0: float) -> tuple[str, dict[str, dict[str, Any]]]:
-    """Wait for the node's replacement to be ready and the old node removed; the events by name."""
+def replacement_chain(lab: Lab, old: str, t0: float, retired: str) -> tuple[str, dict[str, dict[str, Any]]]:
+    """Wait for the node's replacement to be ready and the old node retired (`node_drained`: kept,
+    cordoned, for repair; `node_removed`: gone); the events by name."""
     ready = wait_event(lab, "replacement_ready", t0, 60, replaces=old)
-    removed = wait_event(lab, "node_removed", t0, 30, node=old)
+    out = wait_event(lab, retired, t0, 30, node=old)
     new = ready["node"]
     return new, {
         "replacement_started": first(lab, "replacement_started", t0, replaces=old),
         "replacement_ready": ready,
-        "node_removed": removed,
+        retired: out,
     }
 
 
@@ -77,9 +78,28 @@ def assert_replacement_serves(lab: Lab, region: str, old: str, new: str) -> None
     for job in ("vllm", "dcgm-exporter"):
         # Prometheus applies new static targets within its discovery manager's 5 s update cycle.
         wait_for(lambda j=job: prom_value(lab, f'up{{job="{j}",node="{new}"}}') == 1, 20, what=f"{job} {new}")  # type: ignore[misc]
-        wait_for(
-            lambda j=job: not prom_query(lab, f'up{{job="{j}",node="{old}"}}'), 20, what=f"{job} {old} gone"
-        )  # type: ignore[misc]
+    wait_for(lambda: not prom_query(lab, f'up{{job="vllm",node="{old}"}}'), 20, what=f"vllm {old} gone")
+
+
+def assert_drained_until_repaired(lab: Lab, old: str, xid: int) -> None:
+    """A node whose GPU failed stays after its replacement took over - cordoned, without its pod,
+    its DCGM exporter still reporting the Xid, so the alert on it keeps firing - until `heal`
+    repairs it away."""
+    node = next(n for n in state(lab).nodes if n.name == old)
+    assert node.status == "drained" and node.unschedulable and not node.ready
+    pod = f'kube_pod_status_ready{{pod="vllm-{old}"}}'
+    wait_for(lambda: not prom_query(lab, pod), 20, what=f"{old}'s pod gone")
+    assert prom_value(lab, f'DCGM_FI_DEV_XID_ERRORS{{node="{old}"}}') == xid
+    assert prom_value(lab, f'kube_node_spec_unschedulable{{node="{old}"}}') == 1
+    t0 = time.monotonic()
+    faults.heal(lab.state_file)
+    removed = wait_event(lab, "node_removed", t0, 15, node=old)
+    assert removed["reason"] == "repaired"
+    assert not events_named(lab, "node_killed", t0, node=old)  # a repair is not a fault
+    assert old not in {n.name for n in state(lab).nodes if n.status not in ("replaced", "stopped")}
+    wait_for(
+        lambda: not prom_query(lab, f'up{{job="dcgm-exporter",node="{old}"}}'), 20, what=f"dcgm {old} gone"
+    )
 
 
 @on_twin
@@ -89,7 +109,7 @@ def test_xid79_gpu_falls_off_the_bus_and_the_node_is_cordoned_and_replaced(lab: 
     names_before = {n.name for n in state(lab).nodes}
     t0 = time.monotonic()
     faults.kill_node(lab.state_file, old, "xid79")
-    new, tail = replacement_chain(lab, old, t0)
+    new, tail = replacement_chain(lab, old, t0, "node_drained")
     chain = [
         first(lab, "node_xid", t0, node=old, xid=79),
         first(lab, "node_condition", t0, node=old, condition="GPUUnhealthy", status=True),
@@ -97,7 +117,7 @@ def test_xid79_gpu_falls_off_the_bus_and_the_node_is_cordoned_and_replaced(lab: 
         first(lab, "node_state", t0, node=old, ready=False),
         tail["replacement_started"],
         tail["replacement_ready"],
-        tail["node_removed"],
+        tail["node_drained"],
     ]
     monos = [e["mono"] for e in chain]
     assert monos == sorted(monos), [(e["event"], e["mono"] - t0) for e in chain]
@@ -113,6 +133,7 @@ def test_xid79_gpu_falls_off_the_bus_and_the_node_is_cordoned_and_replaced(lab: 
     )
     assert_replacement_serves(lab, region, old, new)
     assert prom_value(lab, f'kube_node_spec_unschedulable{{node="{new}"}}') == 0
+    assert_drained_until_repaired(lab, old, 79)
 
 
 @on_twin
@@ -123,7 +144,7 @@ def test_xid48_engine_dies_and_takes_the_same_path(lab: Lab) -> None:
     faults.kill_node(lab.state_file, node.name, "xid48")
     # The engine is dead but the host and its API server are up: /health answers 503, as vLLM's.
     assert requests.get(node.api_url + "/health", timeout=5).status_code == 503
-    new, tail = replacement_chain(lab, node.name, t0)
+    new, tail = replacement_chain(lab, node.name, t0, "node_drained")
     chain = [
         first(lab, "node_xid", t0, node=node.name, xid=48),
         first(lab, "node_condition", t0, node=node.name, condition="GPUUnhealthy"),
@@ -131,13 +152,14 @@ def test_xid48_engine_dies_and_takes_the_same_path(lab: Lab) -> None:
         first(lab, "node_state", t0, node=node.name, ready=False),
         tail["replacement_started"],
         tail["replacement_ready"],
-        tail["node_removed"],
+        tail["node_drained"],
     ]
     monos = [e["mono"] for e in chain]
     assert monos == sorted(monos), [(e["event"], e["mono"] - t0) for e in chain]
     first(lab, "gateway_server_down", t0, gateway=f"region-{region}", backend="vllm", server=node.name)
     assert seen(lab, f'DCGM_FI_DEV_XID_ERRORS{{node="{node.name}"}}') == 48
     assert_replacement_serves(lab, region, node.name, new)
+    assert_drained_until_repaired(lab, node.name, 48)
 
 
 @on_twin
@@ -146,7 +168,7 @@ def test_a_lost_host_is_detected_by_missed_heartbeats_and_replaced(lab: Lab) -> 
     old = serving_nodes(lab, region)[-1].name
     t0 = time.monotonic()
     faults.kill_node(lab.state_file, old, "sigkill")
-    new, tail = replacement_chain(lab, old, t0)
+    new, tail = replacement_chain(lab, old, t0, "node_removed")
     killed = first(lab, "node_killed", t0, node=old, mode="sigkill")
     lost = first(lab, "node_lost_detected", t0, node=old)
     cfg = lab.config.controller
@@ -159,6 +181,7 @@ def test_a_lost_host_is_detected_by_missed_heartbeats_and_replaced(lab: Lab) -> 
     assert tail["replacement_started"]["mono"] - lost["mono"] >= cfg.provisioning_delay_s
     assert not events_named(lab, "node_condition", t0, node=old)  # no Xid: a lost host, not a GPU
     assert_replacement_serves(lab, region, old, new)
+    wait_for(lambda: not prom_query(lab, f'up{{job="dcgm-exporter",node="{old}"}}'), 20, what="dcgm gone")
 
 
 # -- warm standby ------------------------------------------------------------------------------------------
