@@ -3,8 +3,9 @@
 One definition serves the live view, the report and the Prometheus cross-check: `recovery()` over
 per-second statuses (GOOD / BAD / UNKNOWN, see `reliability.analysis.sli`). A sample covers
 [ts, next ts). Recovery is the start of the first stretch after the first bad sample that begins
-with a good sample, contains no bad sample and lasts `hold_s`; when the bad second just before it
-knows its last bad event, recovery is placed at that moment instead of the next second's boundary.
+with a good sample, contains no bad sample and lasts `hold_s`, and is not followed by a relapse
+while the fault can still be the cause; when the bad second just before it knows its last bad
+event, recovery is placed at that moment instead of the next second's boundary.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def recovery(
 
     `impact_by`: an SLI that first leaves its objective only after this moment (the fault removed
     and the hold past) was not hurt by the fault - a blip of its own - and is `no_impact`, said so.
+    A stretch that held is still no recovery when the SLI relapses before `impact_by` (or the end of
+    the data without it): a queue that drains for a few seconds while the fault is still in place
+    has not recovered. A relapse is judged like a hold: a bad second that starts `hold_s` missing
+    the objective (with counts), or any bad sample (without).
     """
     ts = np.asarray(ts, dtype=float)
     status = np.asarray(status, dtype=int)
@@ -88,15 +93,14 @@ def recovery(
         else:
             if float(ts[i]) + hold_s > end_of_data + 1e-9:
                 break  # not observed long enough to say it held
-            window = (ts >= ts[i]) & (ts < ts[i] + hold_s)
-            served_nothing = np.any(window & (status == BAD) & (total <= 0))
-            events = float(total[window].sum())
-            if (
-                served_nothing
-                or events <= 0
-                or (events - float(bad[window].sum())) / events < objective - 1e-12
-            ):
+            if _misses(ts, status, total, bad, objective, i, hold_s):
                 continue
+        relapse_before = end_of_data if impact_by is None else impact_by
+        later = [k for k in bad_idx[bad_idx > i] if float(ts[k]) < relapse_before]
+        if counts is None and later:
+            continue
+        if counts is not None and any(_misses(ts, status, total, bad, objective, k, hold_s) for k in later):
+            continue
         recovered = float(ts[i])
         j = prev_bad[-1]
         if last_bad is not None and j == i - 1 and np.isfinite(last_bad[j]):
@@ -104,6 +108,23 @@ def recovery(
         recovered = max(recovered, inject_ts)
         return Recovery("recovered", recovered - inject_ts, impact_start, recovered)
     return Recovery("unrecovered", None, impact_start, detail="not back within objective and held")
+
+
+def _misses(
+    ts: np.ndarray,
+    status: np.ndarray,
+    total: np.ndarray,
+    bad: np.ndarray,
+    objective: float,
+    i: int,
+    hold_s: float,
+) -> bool:
+    """Whether the `hold_s` from sample `i` miss the objective over their events (or serve nothing)."""
+    window = (ts >= ts[i]) & (ts < ts[i] + hold_s)
+    events = float(total[window].sum())
+    if np.any(window & (status == BAD) & (total <= 0)) or events <= 0:
+        return True
+    return (events - float(bad[window].sum())) / events < objective - 1e-12
 
 
 def rto_from_seconds(

@@ -310,6 +310,22 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         _flush(environment, max(_writer.buckets, default=int(time.time()) - 1) + 1)
 
 
+def _stop_workers(runner: MasterRunner) -> None:
+    """Stop every worker's users and wait until each has reported ready again, before the master quits.
+
+    A headless master ends a shape with quit(), which gives its workers 0.5 s: the requests still in
+    flight there, and their final report, would be lost. stop() lets them finish (--stop-timeout) and
+    report. Each stopped worker leaves the master's list and sleeps out the stop timeout before it
+    reports ready (and reads its next message): quitting before then would send it no quit at all,
+    leaving it to wait a minute for a heartbeat.
+    """
+    workers = {c.id for c in runner.clients.all}
+    runner.stop()
+    deadline = time.monotonic() + runner.environment.stop_timeout + 10
+    while time.monotonic() < deadline and not workers <= {c.id for c in runner.clients.ready}:
+        gevent.sleep(0.1)
+
+
 class ReliabilityShape(LoadTestShape):
     """`shape_users` over run time, at the configured spawn rate; stops at the configured duration."""
 
@@ -317,6 +333,8 @@ class ReliabilityShape(LoadTestShape):
         t = self.get_run_time()
         duration = float(os.environ.get("RELIABILITY_DURATION_S", 60.0))
         if t >= duration:
+            if isinstance(self.runner, MasterRunner):
+                _stop_workers(self.runner)
             return None
         users = int(float(os.environ.get("RELIABILITY_USERS", 10)))
         rate = float(os.environ.get("RELIABILITY_SPAWN_RATE", 10.0))

@@ -333,3 +333,21 @@ def test_a_noisy_second_in_the_hold_does_not_restart_it_but_a_relapse_does() -> 
     frame.loc[18, "failures"] = 50  # a real relapse: the hold fails
     rec = analysis.rto_from_seconds(analysis.per_second(frame, AVAIL), T0 + 10, 5, objective=0.99)
     assert rec.recovered_ts == pytest.approx(T0 + 18.3)
+
+
+def test_a_queue_that_drains_for_a_while_during_the_fault_has_not_recovered() -> None:
+    """The fault (10..30) hurts in waves: 6 good seconds between them are no recovery while it is in
+    place; after it is gone, a lone noisy second is no relapse and a later blip not the fault's."""
+    frame = stats(80, [(10, 13), (19, 24)], rps=100)
+    frame.loc[45, "failures"] = 2  # noise: the 5 s from it still meet 99%
+    seconds = analysis.per_second(frame, AVAIL)
+    rec = analysis.rto_from_seconds(seconds, T0 + 10, 5, impact_by=T0 + 35, objective=0.99)
+    assert rec.status == "recovered" and rec.recovered_ts == pytest.approx(T0 + 23.3)
+    # Without the fault's end, the relapse is judged up to the end of the data.
+    rec = analysis.rto_from_seconds(seconds, T0 + 10, 5, objective=0.99)
+    assert rec.recovered_ts == pytest.approx(T0 + 23.3)
+    frame.loc[32, "failures"] = 60  # a relapse right after the fault was removed is still the fault's
+    rec = analysis.rto_from_seconds(
+        analysis.per_second(frame, AVAIL), T0 + 10, 5, impact_by=T0 + 35, objective=0.99
+    )
+    assert rec.recovered_ts == pytest.approx(T0 + 33)

@@ -84,7 +84,9 @@ def test_the_gate_passes_healthy_scenarios_and_fails_those_built_to_fail(lab: La
     # Locust's distributed mode: a log per worker beside the master's.
     assert len(list((tmp_path / "runs" / "healthy").glob("locust-worker*.log"))) == 2
     suites = {s.get("name"): s for s in ET.parse(junit).getroot().iter("testsuite")}
-    assert suites["healthy"].get("failures") == "0" and suites["tight"].get("failures") == "1"
+    assert suites["healthy"].get("failures") == "0"
+    # Availability certainly fails 0.1 s; a latency SLI the rollout's cut streams nudged may fail too.
+    assert suites["tight"].find("testcase[@name='rto:availability']/failure") is not None
     assert suites["silent"].find("testcase[@name='expected_alerts']/failure") is not None
     # CI's log shows each run's progress as lines.
     assert "] healthy: baseline" in proc.stderr and "] tight: end" in proc.stderr

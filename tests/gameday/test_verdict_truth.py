@@ -33,6 +33,9 @@ def test_shipped_scenario_measures_the_ground_truth(name: str, tmp_path: Path) -
     check(truth)
 
 
+SCRAPE_INTERVAL_S = 1.0  # the lab's Prometheus
+
+
 def check(t: Truth) -> None:
     r = t.result
     expect = t.expect
@@ -49,9 +52,11 @@ def check(t: Truth) -> None:
         cap = r["capacity"]
         assert cap["status"] == "recovered", cap
         assert abs(cap["rto_seconds"] - t.capacity_truth) <= 1.0, (cap, t.capacity_truth)
-        # Prometheus' view (pod readiness scraped every second) agrees within its resolution.
-        assert cap["rto_prometheus_seconds"] is not None
-        assert abs(cap["rto_prometheus_seconds"] - t.capacity_truth) <= 2.5, cap
+        # Prometheus' view (pod readiness scraped every second) agrees within its resolution; a loss
+        # shorter than a scrape (a warm standby) can fall between two and show no dip at all.
+        if cap["rto_prometheus_seconds"] is not None or t.capacity_truth >= SCRAPE_INTERVAL_S:
+            assert cap["rto_prometheus_seconds"] is not None, cap
+            assert abs(cap["rto_prometheus_seconds"] - t.capacity_truth) <= 2.5, cap
     if t.rpo_truth is not None:
         assert r["rpo"] is not None and abs(r["rpo"]["rpo_seconds"] - t.rpo_truth) <= 1.0, (
             r["rpo"],

@@ -21,6 +21,7 @@ import yaml
 from reliability.lab import Lab, load_lab_config
 from reliability.lab.events import read_events
 from reliability.load.reader import read_load_stats
+from reliability.slo.durations import parse_duration
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "scenarios"
@@ -59,9 +60,14 @@ def scenario_copy(
     name: str, directory: Path, state_file: Path, rng: random.Random
 ) -> tuple[Path, dict[str, float]]:
     """The shipped scenario with absolute paths, attached to the test's lab, timings drawn at random
-    (the baseline never shorter than the page window, 20 s)."""
+    (the baseline never shorter than the page window, 20 s; the fault held no shorter than the
+    scenario holds it, long enough for its pages to fire)."""
     doc = yaml.safe_load((SCENARIOS / f"{name}.yaml").read_text())
-    timings = {"baseline": round(rng.uniform(20.0, 26.0), 1), "fault_hold": round(rng.uniform(8.0, 15.0), 1)}
+    hold = parse_duration(doc["phases"]["fault_hold"])
+    timings = {
+        "baseline": round(rng.uniform(20.0, 26.0), 1),
+        "fault_hold": round(rng.uniform(hold, hold + 4.0), 1),
+    }
     doc["phases"].update({k: f"{v}s" for k, v in timings.items()})
     doc["slos"] = [str((SCENARIOS / s).resolve()) for s in doc["slos"]]
     doc["experiment"]["file"] = str((SCENARIOS / doc["experiment"]["file"]).resolve())
