@@ -39,6 +39,7 @@ from reliability.tools import parent_death_signal
 
 NODE_MODULE = "reliability.lab.llm.node"
 BOOT_TIMEOUT_S = 120.0
+DRAIN_WAIT_S = 30.0  # longer than any request the lab serves (the load's timeouts are shorter)
 
 
 class FaultError(Exception):
@@ -456,7 +457,31 @@ class NodeController:
         had = self.model_faults.pop(target, None)
         if had is not None:
             self.event("fault_cleared", fault="fail_model", target=target, nodes=restored)
+            if had.get("mode") == "wrong":
+                self._start(self._log_wrong_answers_drained(target, restored))
         return {"target": target, "nodes": restored}
+
+    async def _log_wrong_answers_drained(self, target: str, names: list[str]) -> None:
+        """`fault_drained` once no request admitted under the `wrong` fault is still answering, with
+        when the last one ended: the end of the fault's effect on answers (bounded wait)."""
+        deadline = time.monotonic() + DRAIN_WAIT_S
+        last: float | None = None
+        pending = [self.nodes[n] for n in names if n in self.nodes]
+        while pending and time.monotonic() < deadline:
+            still = []
+            for node in pending:
+                status = await self.agent_status(node, timeout=1.0)
+                if status is None or status.get("wrong_inflight", 0) > 0:
+                    still.append(node)
+                elif status.get("last_wrong_done_ts") is not None:
+                    last = max(last or 0.0, float(status["last_wrong_done_ts"]))
+            pending = still
+            if pending:
+                await asyncio.sleep(0.1)
+        self.event(
+            "fault_drained", fault="fail_model", target=target, last_wrong_answer_ts=last,
+            complete=not pending,
+        )  # fmt: skip
 
     async def deploy_model(self, target: str, version: str, failure: str) -> dict[str, Any]:
         """Roll a model version out to `target` through a canary node, with automatic rollback."""

@@ -11,6 +11,7 @@ to it, so Prometheus' raw samples can be read back after the run.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 from pathlib import Path
@@ -36,10 +37,26 @@ def test_shipped_scenario_measures_the_ground_truth(name: str, tmp_path: Path) -
 SCRAPE_INTERVAL_S = 1.0  # the lab's Prometheus
 
 
+LATENCY_SLOS = ("time-to-first-token", "inter-token-latency")
+
+
+def unpredicted(objective: str, t: Truth) -> bool:
+    """A latency objective the fault has no ending event for: a stall of the shared 2-core box can
+    push token gaps past 100 ms for seconds, which the harness rightly measures and the test cannot
+    predict. Its numbers are still checked against Prometheus by the report; its verdict is not."""
+    slo = objective.split(":", 1)[1] if ":" in objective else ""
+    return slo in LATENCY_SLOS and slo not in t.rto_truth
+
+
 def check(t: Truth) -> None:
     r = t.result
     expect = t.expect
-    assert r["status"] == expect.status, (r["status"], r.get("error"), _verdicts(r))
+    verdicts = _verdicts(r)
+    predicted = {k: v for k, v in verdicts.items() if not unpredicted(k, t)}
+    wrong = {k: v for k, v in predicted.items() if v != expect.verdicts.get(k, "pass")}
+    assert r["status"] in ("passed", "failed") and not wrong, (r["status"], r.get("error"), wrong)
+    if expect.status == "failed" or predicted == verdicts:
+        assert r["status"] == expect.status, (r["status"], verdicts)
     assert abs(r["inject_ts"] - t.fault_ts) <= 1.0, (r["inject_ts"], t.fault_ts)
     for severity, alert_truth in t.alert_truth.items():
         measured = next(d for d in r["detection"] if d["severity"] == severity)
@@ -47,7 +64,16 @@ def check(t: Truth) -> None:
     for slo, rto_truth in t.rto_truth.items():
         sli = next(s for s in r["slis"] if s["slo"] == slo)
         assert sli["status"] == "recovered", (slo, sli)
-        assert abs(sli["rto_seconds"] - rto_truth) <= 1.0, (slo, sli["rto_seconds"], rto_truth)
+        latest = t.rto_truth_latest.get(slo, rto_truth)
+        # A latency SLI comes from per-second histograms, with no time of the last slow event in its
+        # second: its recovery can only fall on a second's start, the first after the truth.
+        grid = math.ceil(r["inject_ts"] + latest) - (r["inject_ts"] + latest) if slo in LATENCY_SLOS else 0.0
+        assert rto_truth - 1.0 <= sli["rto_seconds"] <= latest + 1.0 + grid, (
+            slo,
+            sli["rto_seconds"],
+            rto_truth,
+            latest,
+        )
     if t.capacity_truth is not None:
         cap = r["capacity"]
         assert cap["status"] == "recovered", cap

@@ -50,6 +50,8 @@ class Truth:
     timings: dict[str, float]
     alert_truth: dict[str, float] = field(default_factory=dict)  # severity -> TTD
     rto_truth: dict[str, float] = field(default_factory=dict)  # SLO -> RTO
+    # SLO -> the latest the effect can have ended, where it ends over an interval (in-flight answers)
+    rto_truth_latest: dict[str, float] = field(default_factory=dict)
     capacity_truth: float | None = None
     rpo_truth: float | None = None
     locust_totals: tuple[int, int] | None = None  # Locust's own aggregate
@@ -107,6 +109,18 @@ def run_with_truth(name: str, tmp_path: Path, rng: random.Random, timeout_s: flo
                 first_firing(lab.prometheus_url, det["alertname"], det["severity"], inject) - inject
             )
         truth.rto_truth = rto_truth(name, events, inject, result)
+        drained = next((e for e in events if e["event"] == "fault_drained" and e["ts"] >= inject), None)
+        last_wrong = drained.get("last_wrong_answer_ts") if drained is not None else None
+        if (
+            name == "silent-model-degradation"
+            and "model-quality" in truth.rto_truth
+            and last_wrong is not None
+        ):
+            # Requests admitted before the clear answer wrong to their end; only the judged ones
+            # (the golden share) can show it: the last judged wrong answer lies between the two.
+            truth.rto_truth_latest["model-quality"] = max(
+                truth.rto_truth["model-quality"], last_wrong - inject
+            )
         ready = next((e for e in events if e["event"] == "replacement_ready" and e["ts"] >= inject), None)
         if ready is not None:
             truth.capacity_truth = float(ready["ts"]) - inject

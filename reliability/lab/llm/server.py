@@ -77,6 +77,10 @@ class Node:
         self.model_version = spec.model_version
         self.state = "loading"  # loading -> warming -> ready; lost after Xid 79
         self.fault: Fault | None = None
+        # Requests admitted under a `wrong` fault keep answering wrong after it is cleared: when the
+        # last of them ended is the lab's ground truth for the end of the fault's effect.
+        self.wrong_inflight = 0
+        self.last_wrong_done_ts: float | None = None
         self._unhang = asyncio.Event()
         self._unhang.set()
         self.api_registry = CollectorRegistry(auto_describe=True)
@@ -221,6 +225,8 @@ class Node:
             "last_xid": self.dcgm.last_xid,
             "api_listening": self.state in ("warming", "ready") and self.api_site is not None,
             "steps": self.runner.steps,
+            "wrong_inflight": self.wrong_inflight,
+            "last_wrong_done_ts": self.last_wrong_done_ts,
         }
 
     # --- the api port --------------------------------------------------------------------------
@@ -266,7 +272,19 @@ class Node:
             wrong=self._hit("wrong"),
         )
         seq = Sequence(request_id, len(prompt), max_tokens, arrival, payload=llm)
-        if stream:
+        if not llm.wrong:
+            return await self._serve(request, seq, llm, api)
+        self.wrong_inflight += 1
+        try:
+            return await self._serve(request, seq, llm, api)
+        finally:
+            self.wrong_inflight -= 1
+            self.last_wrong_done_ts = time.time()
+
+    async def _serve(
+        self, request: web.Request, seq: Sequence, llm: LlmRequest, api: Api
+    ) -> web.StreamResponse:
+        if llm.encoder is not None:
             return await self._stream(request, seq, llm)
         self.runner.submit(seq)
         await llm.done.wait()
@@ -274,8 +292,8 @@ class Node:
             return _json(llm.error.body(), llm.error.status)
         body = full_response(
             api,
-            request_id,
-            served,
+            seq.request_id,
+            self.spec.served_model_name,
             int(time.time()),
             llm.text or "",
             llm.finish_reason or "stop",
