@@ -34,6 +34,8 @@ def rows(t: Truth) -> list[tuple[str, str, float | None, float | None]]:
     for slo, truth in t.rto_truth.items():
         measured = next((s["rto_seconds"] for s in r["slis"] if s["slo"] == slo), None)
         out.append((t.name, f"rto ({slo})", truth, measured))
+        if slo in t.rto_truth_latest:  # the effect ends over an interval: its latest end too
+            out.append((t.name, f"rto ({slo}, in-flight end)", t.rto_truth_latest[slo], measured))
     if t.capacity_truth is not None:
         out.append((t.name, "capacity rto", t.capacity_truth, (r.get("capacity") or {}).get("rto_seconds")))
         out.append((t.name, "capacity rto (Prometheus)", t.capacity_truth,

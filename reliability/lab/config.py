@@ -78,6 +78,13 @@ class RolloutConfig(_Strict):
 class ControllerConfig(_Strict):
     heartbeat_interval_s: float = Field(0.25, gt=0, le=60, description="How often node agents are polled.")
     missed_heartbeats: int = Field(4, ge=1, le=100, description="Misses before a node is NotReady (lost).")
+    heartbeat_timeout_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How long an agent may take to answer before the beat counts as missed: a dead "
+        "node refuses at once, a busy one (the lab shares its CPUs with the load) answers late.",
+    )
     fatal_xids: list[int] = Field(
         default_factory=lambda: [48, 64, 74, 79, 95],
         description="Xids on which GPU health tooling marks the GPU unhealthy, cordons and replaces "

@@ -248,7 +248,7 @@ class NodeController:
             return
         if node.name in self._injecting:
             return
-        status = await self.agent_status(node, max(0.2, cfg.heartbeat_interval_s))
+        status = await self.agent_status(node, cfg.heartbeat_timeout_s)
         if node.name in self._injecting:
             return  # this answer may already carry the Xid being injected: the next beat will tell
         if status is None:

@@ -332,7 +332,8 @@ class ReliabilityShape(LoadTestShape):
     def tick(self) -> tuple[int, float] | None:
         t = self.get_run_time()
         duration = float(os.environ.get("RELIABILITY_DURATION_S", 60.0))
-        if t >= duration:
+        stop_path = os.environ.get("RELIABILITY_STOP_PATH")
+        if t >= duration or (stop_path and os.path.exists(stop_path)):
             if isinstance(self.runner, MasterRunner):
                 _stop_workers(self.runner)
             return None

@@ -168,6 +168,11 @@ class LoadRun:
         return self.out_dir / "load_stats.jsonl"
 
     @property
+    def stop_path(self) -> Path:
+        """Created by `stop()`: the shape ends the run as at its duration (users finish, stats flush)."""
+        return self.out_dir / "locust.stop"
+
+    @property
     def distributed(self) -> bool:
         return bool(self.workers or self.expect_workers)
 
@@ -179,6 +184,7 @@ class LoadRun:
         env.update(
             {
                 "RELIABILITY_STATS_PATH": str(self.stats_path.resolve()),
+                "RELIABILITY_STOP_PATH": str(self.stop_path.resolve()),
                 "RELIABILITY_USERS": str(self.users),
                 "RELIABILITY_SPAWN_RATE": str(self.spawn_rate),
                 "RELIABILITY_SHAPE": self.shape,
@@ -237,6 +243,7 @@ class LoadRun:
         if self.procs:
             raise HarnessError("load run already started")
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.stop_path.unlink(missing_ok=True)  # an earlier run's
         env = self._env()
         if self.distributed:
             self.master_port = self.master_bind_port or free_port()
@@ -282,13 +289,22 @@ class LoadRun:
         return code
 
     def stop(self) -> None:
-        """SIGINT to the master (or local runner), then SIGTERM and SIGKILL to every process group
-        after a grace period; idempotent.
+        """The stop file (the shape ends the run as at its duration), then SIGINT to the master (or
+        local runner), then SIGTERM and SIGKILL to every process group after grace periods;
+        idempotent.
 
-        SIGINT, not SIGTERM: in headless mode with a shape class, Locust 2.47 blocks on the shape
-        before installing its SIGTERM handler, so SIGTERM kills it without flushing its stats,
-        while SIGINT (KeyboardInterrupt) runs its normal shutdown, workers included.
+        The stop file first: a KeyboardInterrupt lands in whichever greenlet runs, possibly between
+        our request listener and Locust's, so the two counts would differ by a request. SIGINT, not
+        SIGTERM, after it: in headless mode with a shape class, Locust 2.47 blocks on the shape
+        before installing its SIGTERM handler, so SIGTERM kills it without flushing its stats, while
+        SIGINT (KeyboardInterrupt) runs its normal shutdown, workers included.
         """
+        if self.procs and self.procs[0].poll() is None:
+            with contextlib.suppress(OSError):
+                self.stop_path.touch()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                # the shape's next tick (1 s) + users finishing their request (--stop-timeout)
+                self.procs[0].wait(timeout=STOP_TIMEOUT_S + 3.0)
         if self.procs and self.procs[0].poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.procs[0].pid, signal.SIGINT)

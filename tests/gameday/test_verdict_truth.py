@@ -40,18 +40,28 @@ SCRAPE_INTERVAL_S = 1.0  # the lab's Prometheus
 LATENCY_SLOS = ("time-to-first-token", "inter-token-latency")
 
 
+def noisy_baselines(r: dict[str, Any]) -> set[str]:
+    """Latency SLIs whose baseline already missed the objective: the shared 2-core box stalls now
+    and then (a process starting, a collection), and a few slow first tokens out of ~20 a second
+    are enough. The harness must then refuse an RTO and fail the objective, saying why."""
+    return {s["slo"] for s in r["slis"] if s["slo"] in LATENCY_SLOS and s["status"] == "baseline_violated"}
+
+
 def unpredicted(objective: str, t: Truth) -> bool:
-    """A latency objective the fault has no ending event for: a stall of the shared 2-core box can
-    push token gaps past 100 ms for seconds, which the harness rightly measures and the test cannot
-    predict. Its numbers are still checked against Prometheus by the report; its verdict is not."""
+    """A latency objective the fault has no ending event for, or whose baseline was noisy: a stall
+    of the shared box, which the harness rightly measures and the test cannot predict. Its numbers
+    are still checked against Prometheus by the report; its verdict is not."""
     slo = objective.split(":", 1)[1] if ":" in objective else ""
-    return slo in LATENCY_SLOS and slo not in t.rto_truth
+    return slo in LATENCY_SLOS and (slo not in t.rto_truth or slo in noisy_baselines(t.result))
 
 
 def check(t: Truth) -> None:
     r = t.result
     expect = t.expect
     verdicts = _verdicts(r)
+    for slo in noisy_baselines(r):
+        objective = next(o for o in r["objectives"] if o["name"] == f"rto:{slo}")
+        assert objective["verdict"] == "fail" and "baseline" in objective["detail"], objective
     predicted = {k: v for k, v in verdicts.items() if not unpredicted(k, t)}
     wrong = {k: v for k, v in predicted.items() if v != expect.verdicts.get(k, "pass")}
     assert r["status"] in ("passed", "failed") and not wrong, (r["status"], r.get("error"), wrong)
@@ -62,6 +72,8 @@ def check(t: Truth) -> None:
         measured = next(d for d in r["detection"] if d["severity"] == severity)
         assert abs(measured["ttd_seconds"] - alert_truth) <= 1.0, (severity, measured, alert_truth)
     for slo, rto_truth in t.rto_truth.items():
+        if slo in noisy_baselines(r):
+            continue
         sli = next(s for s in r["slis"] if s["slo"] == slo)
         assert sli["status"] == "recovered", (slo, sli)
         latest = t.rto_truth_latest.get(slo, rto_truth)
