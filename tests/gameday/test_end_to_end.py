@@ -50,8 +50,8 @@ def assert_lab_clean(lab: Lab) -> None:
 
 def test_the_gate_passes_healthy_scenarios_and_fails_those_built_to_fail(lab: Lab, tmp_path: Path) -> None:
     """One gate over two scenarios: the platform's rollback within a realistic RTO passes (load
-    from Locust's distributed mode); the same rollback against an impossible RTO, expecting an alert
-    that cannot fire, fails on both."""
+    from Locust's distributed mode); the same rollback expecting an alert that cannot fire fails, and
+    fails its impossible 0.1 s RTO too whenever the rollout's errors reached a client."""
     rollout = {"target": "us-east", "version": "v2-broken", "failure": "errors"}
     healthy = write_scenario(
         tmp_path, lab, "model-failure.yaml", rollout, SHORT, {"rto_max": "10s"}, name="healthy"
@@ -68,7 +68,11 @@ def test_the_gate_passes_healthy_scenarios_and_fails_those_built_to_fail(lab: La
     results = {d.name: json.loads((d / "result.json").read_text()) for d in (tmp_path / "runs").iterdir()}
     assert results["healthy"]["status"] == "passed", results["healthy"]
     assert results["broken"]["status"] == "failed"
-    assert {o["name"]: o["verdict"] for o in results["broken"]["objectives"]}["rto:availability"] == "fail"
+    # The canary may be rolled back before a client request meets it (gateway retries hide the
+    # rest): then there was no visible impact, which passes even a 0.1 s RTO, saying so.
+    broken_avail = next(s for s in results["broken"]["slis"] if s["slo"] == "availability")
+    rto_verdict = {o["name"]: o["verdict"] for o in results["broken"]["objectives"]}["rto:availability"]
+    assert rto_verdict == ("pass" if broken_avail["status"] == "no_impact" else "fail"), broken_avail
     assert results["broken"]["expected_alerts_silent"] == ["StoreReplicationLagHigh"]
     # The RTO is the platform's: the canary analysis rolled the version back long before the hold.
     rollback = events_between(tmp_path / "runs" / "healthy", "model_rollback", started)
@@ -81,8 +85,9 @@ def test_the_gate_passes_healthy_scenarios_and_fails_those_built_to_fail(lab: La
     assert len(list((tmp_path / "runs" / "healthy").glob("locust-worker*.log"))) == 2
     suites = {s.get("name"): s for s in ET.parse(junit).getroot().iter("testsuite")}
     assert suites["healthy"].get("failures") == "0"
-    # Availability certainly fails 0.1 s; a latency SLI the rollout's cut streams nudged may fail too.
-    assert suites["broken"].find("testcase[@name='rto:availability']/failure") is not None
+    # A visible impact fails 0.1 s; a latency SLI the rollout's cut streams nudged may fail too.
+    rto_failure = suites["broken"].find("testcase[@name='rto:availability']/failure")
+    assert (rto_failure is not None) == (rto_verdict == "fail")
     assert suites["broken"].find("testcase[@name='expected_alerts']/failure") is not None
     # CI's log shows each run's progress as lines.
     assert "] healthy: baseline" in proc.stderr and "] broken: end" in proc.stderr
