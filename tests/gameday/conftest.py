@@ -40,11 +40,12 @@ def write_scenario(
     guardrails: list[dict[str, Any]] | None = None,
     name: str = "test-scenario",
     load: dict[str, Any] | None = None,
+    slos: Path = GAMEDAY_SLOS,
 ) -> Path:
     scenario = {
         "name": name,
         "target": {"kind": "lab", "state_file": str(lab.state_file)},
-        "slos": [str(GAMEDAY_SLOS)],
+        "slos": [str(slos)],
         "load": {**LOAD, **(load or {})},
         "experiment": {"file": str(REPO / "experiments" / experiment), "configuration": configuration},
         "phases": phases,
