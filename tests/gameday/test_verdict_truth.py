@@ -78,8 +78,14 @@ def check(t: Truth) -> None:
         assert sli["status"] == "recovered", (slo, sli)
         latest = t.rto_truth_latest.get(slo, rto_truth)
         # A latency SLI comes from per-second histograms, with no time of the last slow event in its
-        # second: its recovery can only fall on a second's start, the first after the truth.
-        grid = math.ceil(r["inject_ts"] + latest) - (r["inject_ts"] + latest) if slo in LATENCY_SLOS else 0.0
+        # second: its recovery can only fall on a second's start, the first after the truth. And the
+        # steps in flight at the clear still end slow: one gap per stream, 28 of ~1,000 a second, is
+        # over the 1% the objective allows, so the second after the clear is still bad.
+        grid = (
+            math.ceil(r["inject_ts"] + latest) - (r["inject_ts"] + latest) + 1.0
+            if slo in LATENCY_SLOS
+            else 0.0
+        )
         assert rto_truth - 1.0 <= sli["rto_seconds"] <= latest + 1.0 + grid, (
             slo,
             sli["rto_seconds"],
