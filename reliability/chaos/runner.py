@@ -12,7 +12,6 @@ The child stays in the parent's process group on purpose: SIGKILL of the whole r
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -30,7 +29,6 @@ from reliability.tools import signal_self_when_orphaned
 
 ROLLBACK_SETTINGS: dict[str, Any] = {"runtime": {"rollbacks": {"strategy": "always"}}}
 CONTROL_NAME = "reliability-timeline-guardrails"
-CHILD_NICENESS = 5  # below the target's processes when they share the box, never starved
 
 
 @dataclass
@@ -134,10 +132,6 @@ class ExperimentProcess:
                 # No PR_SET_PDEATHSIG here: the child watches for its parent's death itself and then
                 # interrupts itself exactly once, so its rollback is never cut short (see main()).
             )
-            # Its start-up (chaoslib's imports, ~3 s of CPU) runs during the baseline's last seconds:
-            # on a box shared with the target (the lab) it must not be what the baseline measures.
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, self.proc.pid, CHILD_NICENESS)
         finally:
             log.close()
         return self
