@@ -40,6 +40,10 @@ from reliability.tools import parent_death_signal
 NODE_MODULE = "reliability.lab.llm.node"
 BOOT_TIMEOUT_S = 120.0
 DRAIN_WAIT_S = 30.0  # longer than any request the lab serves (the load's timeouts are shorter)
+# The nodes whose heartbeats the controller watches (a drained node is out of service already).
+HEARTBEATING = ("loading", "ready", "unhealthy", "cordoned")
+# No longer part of the fleet: neither serving, nor a fault's target, nor awaited by readiness.
+OUT_OF_SERVICE = ("drained", "replaced", "stopped")
 
 
 class FaultError(Exception):
@@ -73,7 +77,7 @@ class Node:
 
     @property
     def serving(self) -> bool:
-        return not self.standby and self.status not in ("drained", "replaced", "stopped")
+        return not self.standby and self.status not in OUT_OF_SERVICE
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -92,10 +96,6 @@ class Node:
             api_url=self.plan.api_url,
             agent_url=self.plan.agent_url,
         )
-
-
-# The nodes whose heartbeats the controller watches (a drained node is out of service already).
-HEARTBEATING = ("loading", "ready", "unhealthy", "cordoned")
 
 
 class GatewayOps:
@@ -174,7 +174,7 @@ class NodeController:
 
     def node(self, name: str) -> Node:
         node = self.nodes.get(name)
-        if node is None or node.status in ("drained", "replaced", "stopped"):
+        if node is None or node.status in OUT_OF_SERVICE:
             known = ", ".join(n.name for n in self.serving())
             raise FaultError(f"unknown node {name!r}; serving nodes are {known}")
         return node
@@ -188,7 +188,7 @@ class NodeController:
         return [self.node(target)]
 
     def all_ready(self) -> bool:
-        return all(n.ready for n in self.nodes.values() if n.status not in ("drained", "replaced", "stopped"))
+        return all(n.ready for n in self.nodes.values() if n.status not in OUT_OF_SERVICE)
 
     def stop_all(self) -> None:
         procs = [n.proc for n in self.nodes.values() if n.proc is not None and n.proc.poll() is None]

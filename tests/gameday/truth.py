@@ -109,7 +109,7 @@ def run_with_truth(name: str, tmp_path: Path, rng: random.Random, timeout_s: flo
                 first_firing(lab.prometheus_url, det["alertname"], det["severity"], inject) - inject
             )
         truth.rto_truth = rto_truth(name, events, inject, result)
-        drained = next((e for e in events if e["event"] == "fault_drained" and e["ts"] >= inject), None)
+        drained = _event(events, "fault_drained", inject)
         last_wrong = drained.get("last_wrong_answer_ts") if drained is not None else None
         if (
             name == "silent-model-degradation"
@@ -121,7 +121,7 @@ def run_with_truth(name: str, tmp_path: Path, rng: random.Random, timeout_s: flo
             truth.rto_truth_latest["model-quality"] = max(
                 truth.rto_truth["model-quality"], last_wrong - inject
             )
-        ready = next((e for e in events if e["event"] == "replacement_ready" and e["ts"] >= inject), None)
+        ready = _event(events, "replacement_ready", inject)
         if ready is not None:
             truth.capacity_truth = float(ready["ts"]) - inject
         partitioned = next(
@@ -133,11 +133,21 @@ def run_with_truth(name: str, tmp_path: Path, rng: random.Random, timeout_s: flo
         return truth
 
 
+def _event(events: list[dict[str, Any]], name: str, after: float, **match: Any) -> dict[str, Any] | None:
+    """The first event `name` at or after `after` whose fields match."""
+    return next(
+        (
+            e
+            for e in events
+            if e["event"] == name and e["ts"] >= after and all(e.get(k) == v for k, v in match.items())
+        ),
+        None,
+    )
+
+
 def _first(events: list[dict[str, Any]], name: str, after: float, **match: Any) -> float | None:
-    for e in events:
-        if e["event"] == name and e["ts"] >= after and all(e.get(k) == v for k, v in match.items()):
-            return float(e["ts"])
-    return None
+    e = _event(events, name, after, **match)
+    return None if e is None else float(e["ts"])
 
 
 def rto_truth(
