@@ -252,6 +252,8 @@ def timeline_rows(
         elif event == "gameday_phase":
             rows.append((float(rec["ts"]), f"game day phase: {rec.get('name', '')}"))
     for ev in events:
+        if r.started_ts is not None and "ts" in ev and float(ev["ts"]) < r.started_ts:
+            continue  # a lab the run attached to: its start-up, long before this game day, is noise
         if ev.get("event") not in {"lab_up", "lab_down"} and "ts" in ev:
             detail = ", ".join(
                 f"{k}={ev[k]}"

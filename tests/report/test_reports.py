@@ -425,3 +425,15 @@ def test_an_unmeasured_objective_reads_n_a_without_a_unit(tmp_path: Path) -> Non
     assert "n/a s" not in md
     assert "n/a s" not in (tmp_path / "junit.xml").read_text()
     assert "n/a s" not in html_before_charts((tmp_path / "report.html").read_text())
+
+
+def test_the_timeline_starts_with_the_game_day_not_with_the_lab_it_attached_to() -> None:
+    from reliability.report.postmortem import timeline_rows
+
+    result = RunResult(scenario="s", started_ts=T0 + 100.0)
+    events = [
+        {"ts": T0 + 10.0, "event": "gateway_backend_empty"},  # the lab starting, long before the run
+        {"ts": T0 + 150.0, "event": "node_xid", "node": "us-east-1"},
+    ]
+    rows = [what for _, what in timeline_rows(result, [], events)]
+    assert rows == ["target: node_xid (node=us-east-1)"]
